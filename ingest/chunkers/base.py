@@ -1,0 +1,94 @@
+"""What every chunker shares: the draft type, the Chunker protocol, sentence units and table splitting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from rag.analysis import split_sentences
+from rag.types import Element, ElementType
+
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    """A chunk before it gets its id and document metadata."""
+
+    text: str
+    page: int | None
+    page_end: int | None
+    element_type: ElementType
+    section: str | None = None
+    table_id: str | None = None
+    window: str | None = None
+
+
+@runtime_checkable
+class Chunker(Protocol):
+    name: str
+
+    def params(self) -> dict[str, object]: ...
+
+    def split(self, elements: list[Element]) -> list[ChunkDraft]: ...
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    page: int | None
+    section: str | None
+    element_type: ElementType
+
+
+def sentences_of(elements: list[Element], max_tokens: int, count_tokens: TokenCounter) -> list[Sentence]:
+    """Every non-table element's sentences in document order; sentences over budget are cut by words."""
+    found = [Sentence(s, e.page, e.section, e.element_type) for e in elements
+             if e.element_type != ElementType.TABLE for s in split_sentences(e.text)]
+    if not found:
+        return []
+    sizes = count_tokens([s.text for s in found])
+    result: list[Sentence] = []
+    for sentence, size in zip(found, sizes, strict=True):
+        if size <= max_tokens:
+            result.append(sentence)
+        else:
+            result.extend(Sentence(piece, sentence.page, sentence.section, sentence.element_type)
+                          for piece in _cut_words(sentence.text, size, max_tokens))
+    return result
+
+
+def _cut_words(text: str, size: int, max_tokens: int) -> list[str]:
+    # Word pieces per word vary; aim at 80% of the budget so that no piece ends up over it.
+    words = text.split()
+    per_piece = max(1, int(len(words) * max_tokens * 0.8 / size))
+    return [" ".join(words[i:i + per_piece]) for i in range(0, len(words), per_piece)]
+
+
+def table_chunks(elements: list[Element], max_tokens: int, count_tokens: TokenCounter) -> list[ChunkDraft]:
+    """Tables split into groups of whole rows, each group repeating the header row."""
+    drafts: list[ChunkDraft] = []
+    for element in elements:
+        if element.element_type != ElementType.TABLE:
+            continue
+        lines = element.text.splitlines()
+        header, rows = lines[:2], lines[2:]
+        sizes = count_tokens(["\n".join(header)] + rows)
+        budget = max_tokens - sizes[0]
+        group: list[str] = []
+        used = 0
+        for row, size in zip(rows, sizes[1:], strict=True):
+            if group and used + size > budget:
+                drafts.append(_table_draft(element, header + group))
+                group, used = [], 0
+            group.append(row)
+            used += size
+        if group or not rows:
+            drafts.append(_table_draft(element, header + group))
+    return drafts
+
+
+def _table_draft(element: Element, lines: list[str]) -> ChunkDraft:
+    return ChunkDraft("\n".join(lines), element.page, element.page, ElementType.TABLE, element.section,
+                      element.table_id)

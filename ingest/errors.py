@@ -1,0 +1,20 @@
+"""Why a file could not be ingested, in words a person can act on."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """A file that cannot be ingested; ``reason`` is a short category, the message says more."""
+
+    def __init__(self, path: str, reason: str, detail: str = "") -> None:
+        self.path = path
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+PASSWORD_REQUIRED = "password required"
+CORRUPT = "corrupt or unreadable file"
+EMPTY = "empty document"
+NO_TEXT_LAYER = "no text layer (scanned image; OCR is not enabled)"
+UNSUPPORTED = "unsupported file type"

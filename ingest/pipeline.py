@@ -1,0 +1,252 @@
+"""Folder ingestion: plan (new / changed / unchanged / removed), parse, chunk, embed, index.
+
+Incremental and idempotent: a manifest records each file's content hash and ingestion config;
+chunk ids are deterministic, so re-running yields the same ids, and a run killed half-way is
+repaired by the next (orphaned chunks are dropped, unfinished files redone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.chunkers import Chunker, make_chunker
+from ingest.errors import UNSUPPORTED, IngestError
+from ingest.manifest import FileEntry, Manifest, config_key, file_hash
+from ingest.office import OFFICE_SUFFIXES, UnstructuredParser
+from ingest.pdf import PdfParser
+from rag.analysis import detect_language
+from rag.embedder import SentenceTransformerEmbedder
+from rag.index import DocumentIndex
+from rag.settings import Settings
+from rag.types import Chunk, ChunkMetadata, Element
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = frozenset({".pdf"}) | OFFICE_SUFFIXES
+_SAVE_EVERY_S = 30.0
+
+
+@dataclass
+class Failure:
+    source: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class IngestReport:
+    ingested: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    pages: int = 0
+    chunks: int = 0
+    repaired_chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        lines = [f"files: {len(self.ingested)} ingested, {len(self.unchanged)} unchanged, "
+                 f"{len(self.removed)} removed, {len(self.skipped)} skipped (unsupported type), "
+                 f"{len(self.failed)} failed",
+                 f"pages: {self.pages}, chunks: {self.chunks}, seconds: {self.seconds:.1f}, "
+                 f"pages/s: {self.pages_per_second:.1f}"]
+        if self.repaired_chunks:
+            lines.append(f"repaired: {self.repaired_chunks} orphaned chunks from an interrupted run removed")
+        lines.extend(f"FAILED {f.source}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for f in self.failed)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path: Path
+    source: str
+    key: str
+    content_hash: str
+
+
+@dataclass
+class Plan:
+    to_ingest: list[PlannedFile] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    to_remove: list[str] = field(default_factory=list)  # manifest keys
+    skipped: list[str] = field(default_factory=list)  # unsupported file types
+
+
+def discover(root: Path) -> list[Path]:
+    """Supported files below ``root`` (or ``root`` itself), hidden files and folders skipped."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+class FolderIngestor:
+    """Ingests a folder (or one file) into a ``DocumentIndex``.
+
+    >>> FolderIngestor(Settings()).run(Path("data")).summary()
+    """
+
+    def __init__(self, settings: Settings, index: DocumentIndex | None = None,
+                 embedder: SentenceTransformerEmbedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or SentenceTransformerEmbedder(settings.embedder_model,
+                                                                batch_size=settings.embed_batch_size)
+        self.index = index or DocumentIndex.from_settings(settings)
+        self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
+        self.pdf = PdfParser(settings.pdf_passwords)
+        self.office = UnstructuredParser()
+        self._chunker: Chunker | None = None
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            self._chunker = make_chunker(self.settings, self.embedder.count_tokens)
+        return self._chunker
+
+    def config_parts(self, suffix: str) -> dict[str, object]:
+        parser = self.pdf.version if suffix == ".pdf" else self.office.version
+        return {"parser": parser, "chunker": self.settings.chunker, "max_tokens": self.settings.chunk_max_tokens,
+                "window": self.settings.window_sentences, "embedder": self.embedder.model_id}
+
+    def plan(self, root: Path) -> Plan:
+        root = root.resolve()
+        base = root if root.is_dir() else root.parent
+        plan = Plan()
+        seen: set[str] = set()
+        for path in discover(root):
+            key = str(path.resolve())
+            seen.add(key)
+            source = str(path.relative_to(base))
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                plan.skipped.append(source)
+                continue
+            entry = self.manifest.files.get(key)
+            digest = file_hash(path)
+            if (entry is not None and entry.content_hash == digest
+                    and entry.config_key == config_key(self.config_parts(path.suffix.lower()))):
+                plan.unchanged.append(source)
+            else:
+                plan.to_ingest.append(PlannedFile(path, source, key, digest))
+        prefix = str(base) + "/"
+        plan.to_remove = [k for k in self.manifest.files if k not in seen and (k.startswith(prefix) or k == str(root))]
+        return plan
+
+    def run(self, root: Path, dry_run: bool = False,
+            progress: Callable[[str], None] | None = None) -> IngestReport:
+        started = time.perf_counter()
+        if not root.exists():
+            raise FileNotFoundError(f"no such file or folder: {root}")
+        report = IngestReport()
+        if not dry_run:
+            report.repaired_chunks = self._repair()
+        plan = self.plan(root)
+        report.unchanged = plan.unchanged
+        report.skipped = plan.skipped
+        if dry_run:
+            report.ingested = [f.source for f in plan.to_ingest]
+            report.removed = [self.manifest.files[k].source for k in plan.to_remove]
+            return report
+        for key in plan.to_remove:
+            entry = self.manifest.files.pop(key)
+            self.index.delete(entry.chunk_ids)
+            report.removed.append(entry.source)
+        last_save = time.monotonic()
+        for n, planned in enumerate(plan.to_ingest, start=1):
+            if progress:
+                progress(f"[{n}/{len(plan.to_ingest)}] {planned.source}")
+            try:
+                entry = self._ingest_file(planned)
+            except IngestError as exc:
+                report.failed.append(Failure(planned.source, exc.reason, exc.detail))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad file never stops the folder
+                log.exception("unexpected error ingesting %s", planned.source)
+                report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
+                continue
+            report.ingested.append(planned.source)
+            report.pages += entry.pages
+            report.chunks += len(entry.chunk_ids)
+            if time.monotonic() - last_save > _SAVE_EVERY_S:
+                self.save()
+                last_save = time.monotonic()
+        self.save()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_file(self, planned: PlannedFile) -> FileEntry:
+        suffix = planned.path.suffix.lower()
+        if suffix == ".pdf":
+            elements = self.pdf.parse(planned.path, planned.source)
+        elif suffix in OFFICE_SUFFIXES:
+            elements = self.office.parse(planned.path, planned.source)
+        else:
+            raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
+        stat = planned.path.stat()
+        return self.index_documents([(planned, elements)], config_key(self.config_parts(suffix)),
+                                    mtime=stat.st_mtime)[0]
+
+    def index_documents(self, documents: list[tuple[PlannedFile, list[Element]]], config: str,
+                        mtime: float | None = None) -> list[FileEntry]:
+        """Chunk, embed (in shared batches) and index already-parsed documents; update the manifest."""
+        all_chunks: list[Chunk] = []
+        entries: list[FileEntry] = []
+        for planned, elements in documents:
+            doc_id = hashlib.sha1(planned.key.encode("utf-8")).hexdigest()[:12]
+            chunks = self._chunks(elements, planned, doc_id, mtime)
+            old = self.manifest.files.get(planned.key)
+            if old is not None:
+                new_ids = {c.id for c in chunks}
+                self.index.delete([cid for cid in old.chunk_ids if cid not in new_ids])
+            all_chunks.extend(chunks)
+            entries.append(FileEntry(source=planned.source, doc_id=doc_id, content_hash=planned.content_hash,
+                                     config_key=config, chunk_ids=[c.id for c in chunks],
+                                     pages=max((e.page or 0 for e in elements), default=0),
+                                     mtime=mtime or 0.0, ingested_at=time.time()))
+        embeddings = self.embedder.embed([c.text for c in all_chunks])
+        self.index.add(all_chunks, embeddings)
+        for (planned, _), entry in zip(documents, entries, strict=True):
+            self.manifest.files[planned.key] = entry
+        return entries
+
+    def _chunks(self, elements: list[Element], planned: PlannedFile, doc_id: str,
+                mtime: float | None) -> list[Chunk]:
+        language = detect_language(" ".join(e.text for e in elements[:20])[:5000])
+        now = time.time()
+        chunks = []
+        for ordinal, draft in enumerate(self.chunker.split(elements)):
+            meta = ChunkMetadata(
+                source=planned.source, page=draft.page, page_end=draft.page_end, element_type=draft.element_type,
+                section=draft.section, table_id=draft.table_id, doc_id=doc_id, doc_hash=planned.content_hash,
+                chunker=self.chunker.name, language=language, file_mtime=mtime, ingested_at=now,
+                ordinal=ordinal, window=draft.window)
+            chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
+        return chunks
+
+    def _repair(self) -> int:
+        """Undo what an interrupted run left: orphaned chunks, and files whose chunks went missing."""
+        expected = self.manifest.chunk_ids()
+        removed = self.index.reconcile(expected)
+        missing = self.index.missing(expected)
+        if missing:
+            for key, entry in list(self.manifest.files.items()):
+                if missing.intersection(entry.chunk_ids):
+                    self.index.delete(entry.chunk_ids)
+                    del self.manifest.files[key]  # re-ingested by this run's plan
+        if removed or missing:
+            self.save()
+        return removed
+
+    def save(self) -> None:
+        # Index first, manifest second: a manifest never names chunks the index has not stored.
+        self.index.save()
+        self.manifest.save()

@@ -1,0 +1,128 @@
+"""Text analysis shared by indexing and querying: language, sentences, and BM25 terms.
+
+The same ``Analyzer`` tokenises chunks at index time and questions at query time, so BM25 sees
+accent-folded, stopword-free, Snowball-stemmed terms on both sides.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import snowballstemmer
+
+SUPPORTED_LANGUAGES = ("es", "en")
+_STEMMER_NAMES = {"es": "spanish", "en": "english"}
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# Abbreviations after which a period does not end a sentence (lower-case, without the final dot).
+_ABBREVIATIONS = frozenset(
+    """
+    art arts núm nums num sr sra sres sras srta dr dra dres lic ing arq prof ud uds vd vds av avda pág págs pag
+    cap caps fig figs vol vols ed eds ej p aprox apdo admón dcha izq tel ref col cía sig ss sta sto pta ptas
+    mr mrs ms st jr sr no nos vs etc e.g i.e cf al approx dept est inc ltd co corp gen gov mt rev
+    ene feb mar abr may jun jul ago sep sept oct nov dic jan aug dec
+    """.split()
+)
+# A sentence ends at . ! ? … (optionally followed by closing quotes/brackets) before whitespace.
+_BOUNDARY = re.compile(r"(?<=[.!?…])[\"'»”)\]]*\s+")
+
+
+@lru_cache(maxsize=4)
+def stopwords(language: str) -> frozenset[str]:
+    """Accent-folded stopwords from spaCy's language data.
+
+    The data file is loaded on its own: importing the ``spacy`` package costs ~2 s per process.
+    """
+    if language not in SUPPORTED_LANGUAGES:
+        return frozenset()
+    spacy_spec = importlib.util.find_spec("spacy")
+    if spacy_spec is None or not spacy_spec.submodule_search_locations:
+        raise ImportError("spacy is required for stopword lists (pip install spacy)")
+    path = Path(next(iter(spacy_spec.submodule_search_locations))) / "lang" / language / "stop_words.py"
+    spec = importlib.util.spec_from_file_location(f"_stop_words_{language}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return frozenset(fold_accents(w) for w in module.STOP_WORDS)
+
+
+@lru_cache(maxsize=4)
+def _stemmer(language: str):
+    return snowballstemmer.stemmer(_STEMMER_NAMES.get(language, "english"))
+
+
+def fold_accents(text: str) -> str:
+    """Lower-case and strip diacritics ("Constitución" -> "constitucion"); keeps ñ distinct from n."""
+    text = text.lower().replace("ñ", "\x00")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("\x00", "ñ")
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """Spanish or English, by which language's stopwords cover more of the words.
+
+    Short questions carry few content words but many function words ("¿Cuál es la dosis...?"),
+    which is exactly what this counts; Spanish-only punctuation breaks ties.
+    """
+    words = [fold_accents(w) for w in _WORD.findall(text)]
+    if not words:
+        return default
+    scores = {lang: sum(w in stopwords(lang) for w in words) for lang in SUPPORTED_LANGUAGES}
+    if "¿" in text or "¡" in text or re.search(r"[ñáéíóú]", text.lower()):
+        scores["es"] += 2
+    best = max(scores, key=lambda lang: scores[lang])
+    return best if scores[best] > 0 else default
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split Spanish or English prose into sentences.
+
+    Keeps abbreviations ("art.", "núm.", "Sr.", "e.g."), initials, decimal numbers and ordinals
+    ("1.º") inside the sentence, and keeps "¿...?" / "¡...!" whole.
+    """
+    text = re.sub(r"[ \t\r\f\v]+", " ", text).strip()
+    if not text:
+        return []
+    sentences: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        block = block.replace("\n", " ").strip()
+        start = 0
+        for match in _BOUNDARY.finditer(block):
+            candidate = block[start:match.start()].rstrip()
+            following = block[match.end():match.end() + 1]
+            if _is_false_boundary(candidate, following):
+                continue
+            sentences.append(block[start:match.end()].strip())
+            start = match.end()
+        tail = block[start:].strip()
+        if tail:
+            sentences.append(tail)
+    return [s for s in sentences if s]
+
+
+def _is_false_boundary(candidate: str, following: str) -> bool:
+    if not candidate.endswith("."):
+        return False  # ! ? … always end a sentence
+    last_word = candidate.rsplit(" ", 1)[-1].rstrip(".").lstrip("(¿¡\"'«“").lower()
+    if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
+        return True  # "art. 14", "J. Smith"
+    if following and (following.islower() or following.isdigit()):
+        return True  # "etc. y otros", "núm. 3" style continuations
+    return False
+
+
+class Analyzer:
+    """Turns text into BM25 terms for one language: fold accents, drop stopwords, stem."""
+
+    def __init__(self, language: str = "es") -> None:
+        if language not in _STEMMER_NAMES:
+            raise ValueError(f"language must be one of {sorted(_STEMMER_NAMES)}, got {language!r}")
+        self.language = language
+
+    def terms(self, text: str) -> list[str]:
+        stop = stopwords(self.language)
+        words = [w for w in _WORD.findall(fold_accents(text)) if w not in stop]
+        return _stemmer(self.language).stemWords(words)

@@ -1,0 +1,73 @@
+"""Dense text embeddings (the ``Embedder`` protocol and its sentence-transformers backend)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.models import ModelNotFoundError, default_embedder_path
+from rag.offline import ensure_offline
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps texts to L2-normalised vectors (cosine similarity = dot product)."""
+
+    model_id: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local folder, lazily, never from the Hub.
+
+    >>> SentenceTransformerEmbedder().embed(["hola"]).shape
+    (1, 384)
+    """
+
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, device: str = "cpu") -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.model_path = Path(model_path) if model_path else default_embedder_path()
+        if not self.model_path.exists():
+            raise ModelNotFoundError(f"embedder folder not found: {self.model_path} (RAG_EMBEDDER_MODEL)")
+        self.batch_size = batch_size
+        self.device = device
+        self.model_id = self.model_path.name
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    ensure_offline()
+                    from sentence_transformers import SentenceTransformer
+
+                    log.info("loading embedder from %s", self.model_path)
+                    self._model = SentenceTransformer(str(self.model_path), device=self.device,
+                                                      local_files_only=True)
+        return self._model
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, as the model sees them (without special tokens)."""
+        encoded = self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return vectors.astype(np.float32, copy=False)

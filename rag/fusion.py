@@ -1,0 +1,36 @@
+"""Rank fusion of several retrievers' result lists."""
+
+from __future__ import annotations
+
+from rag.types import ScoredChunk
+
+
+class ReciprocalRankFusion:
+    """score(d) = sum over retrievers r of weight_r / (k + rank_r(d)), ranks starting at 1.
+
+    Cormack, Clarke & Buettcher (2009), "Reciprocal rank fusion outperforms Condorcet and
+    individual rank learning methods". With all weights 1 this is plain RRF; other weights give
+    the weighted variant.
+    """
+
+    def __init__(self, k: int = 60, weights: dict[str, float] | None = None) -> None:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k = k
+        self.weights = weights or {}
+
+    def fuse(self, ranked_lists: dict[str, list[ScoredChunk]], top_k: int | None = None) -> list[ScoredChunk]:
+        scores: dict[str, float] = {}
+        chunks: dict[str, ScoredChunk] = {}
+        ranks: dict[str, dict[str, int]] = {}
+        for name, hits in ranked_lists.items():
+            weight = self.weights.get(name, 1.0)
+            for rank, hit in enumerate(hits, start=1):
+                cid = hit.chunk.id
+                scores[cid] = scores.get(cid, 0.0) + weight / (self.k + rank)
+                chunks.setdefault(cid, hit)
+                ranks.setdefault(cid, {})[name] = rank
+        order = sorted(scores, key=lambda cid: (-scores[cid], cid))
+        if top_k is not None:
+            order = order[:top_k]
+        return [ScoredChunk(chunks[cid].chunk, scores[cid], ranks[cid]) for cid in order]

@@ -1,0 +1,141 @@
+"""Grounding checks and extractive answers, both scored with the embedder.
+
+Support of an answer sentence = its best cosine similarity to any sentence (or table row) of the
+sources it may draw on, the AlignScore-style "max over context units" recipe.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.analysis import Analyzer, split_sentences
+from rag.embedder import Embedder
+from rag.types import ElementType, ScoredChunk
+
+_CITATION = re.compile(r"\[(\d+)\]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A quotable piece of a source: a sentence, or a table row with its header."""
+
+    source_index: int  # 1-based, as numbered in the prompt
+    text: str
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    """How well one answer sentence is backed by the sources.
+
+    ``semantic``: best cosine to a source unit; ``lexical``: share of the sentence's content terms
+    found in the sources; ``numbers_ok``: every number in the sentence appears in the sources (a
+    small model's favourite hallucination is a plausible-looking dose or date).
+    """
+
+    sentence: str
+    semantic: float
+    lexical: float
+    numbers_ok: bool
+    source_index: int
+
+    def supported(self, min_semantic: float, min_lexical: float) -> bool:
+        return self.numbers_ok and self.lexical >= min_lexical and self.semantic >= min_semantic
+
+
+def cited_indices(text: str, n_sources: int) -> list[int]:
+    """Distinct [n] references in order of first appearance, limited to existing sources."""
+    seen: list[int] = []
+    for match in _CITATION.finditer(text):
+        n = int(match.group(1))
+        if 1 <= n <= n_sources and n not in seen:
+            seen.append(n)
+    return seen
+
+
+def source_units(sources: list[ScoredChunk]) -> list[Unit]:
+    """Sentences and table rows of the sources, each once (sentence windows overlap)."""
+    units: list[Unit] = []
+    seen: set[str] = set()
+    for n, hit in enumerate(sources, start=1):
+        chunk = hit.chunk
+        if chunk.metadata.element_type == ElementType.TABLE:
+            # Markdown table: header, |---| separator, rows. Each row is quoted with its header.
+            lines = [ln for ln in chunk.text.splitlines() if ln.strip().startswith("|")]
+            texts = [f"{lines[0]}\n{lines[1]}\n{row}" for row in lines[2:]] if len(lines) > 2 else [chunk.text]
+        else:
+            texts = [s for s in split_sentences(chunk.context_text) if len(s) > 2]
+        for text in texts:
+            if text not in seen:
+                seen.add(text)
+                units.append(Unit(n, text))
+    return units
+
+
+class Grounder:
+    """Scores how well answer sentences are supported and picks quotable sentences for a question."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def relevance(self, question: str, sources: list[ScoredChunk]) -> list[float]:
+        """Cosine similarity of the question to each source's text."""
+        if not sources:
+            return []
+        vectors = self.embedder.embed([question] + [s.chunk.text for s in sources])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
+
+    def support(self, answer: str, sources: list[ScoredChunk], language: str) -> list[SentenceSupport]:
+        sentences = [s for s in split_sentences(_CITATION.sub("", answer)) if len(s.strip()) > 2]
+        units = source_units(sources)
+        if not sentences or not units:
+            return [SentenceSupport(s, 0.0, 0.0, False, 0) for s in sentences]
+        analyzer = Analyzer(language)
+        source_text = " ".join(u.text for u in units)
+        source_terms = set(analyzer.terms(source_text))
+        source_numbers = set(_NUMBER.findall(source_text))
+        vectors = self.embedder.embed(sentences + [u.text for u in units])
+        sims = vectors[: len(sentences)] @ vectors[len(sentences):].T
+        best = sims.argmax(axis=1)
+        result = []
+        for i, sentence in enumerate(sentences):
+            terms = analyzer.terms(sentence)
+            lexical = sum(t in source_terms for t in terms) / len(terms) if terms else 0.0
+            numbers_ok = all(n in source_numbers for n in _NUMBER.findall(sentence))
+            result.append(SentenceSupport(sentence, float(sims[i, best[i]]), lexical, numbers_ok,
+                                          units[best[i]].source_index))
+        return result
+
+    def extract(self, question: str, sources: list[ScoredChunk], language: str,
+                max_units: int = 2) -> list[tuple[Unit, float]]:
+        """The source units that best answer the question, best first.
+
+        Score = mean of the cosine similarity to the question and the share of the question's
+        content terms the unit contains (the embedder alone confuses neighbouring table rows).
+        """
+        units = source_units(sources)
+        if not units:
+            return []
+        vectors = self.embedder.embed([question] + [u.text for u in units])
+        semantic = vectors[1:] @ vectors[0]
+        analyzer = Analyzer(language)
+        wanted = set(analyzer.terms(question))
+        lexical = np.array([len(wanted & set(analyzer.terms(u.text))) / len(wanted) if wanted else 0.0
+                            for u in units])
+        scores = (semantic + lexical) / 2
+        order = np.argsort(-scores, kind="stable")[:max_units]
+        return [(units[i], float(scores[i])) for i in order]
+
+
+def renumber_citations(text: str, cited: list[int]) -> str:
+    """Rewrite [n] (a prompt source number) as its 1-based position in ``cited``; drop others."""
+    position = {n: i for i, n in enumerate(cited, start=1)}
+
+    def sub(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        return f"[{position[n]}]" if n in position else ""
+
+    return _CITATION.sub(sub, text)

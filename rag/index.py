@@ -1,0 +1,57 @@
+"""The document index: a Chroma store and a BM25 index kept consistent with each other."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from rag.analysis import SUPPORTED_LANGUAGES, Analyzer
+from rag.bm25 import BM25Index
+from rag.settings import Settings
+from rag.types import Chunk
+from rag.vectorstore import ChromaStore
+
+log = logging.getLogger(__name__)
+
+
+class DocumentIndex:
+    """Adds, deletes and looks up chunks in both indexes; ``save()`` persists the BM25 side."""
+
+    def __init__(self, index_dir: Path, collection: str = "documents", chroma_url: str | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.store = ChromaStore(path=self.index_dir / "chroma", collection=collection, url=chroma_url)
+        self.bm25 = BM25Index(self.index_dir / "bm25.json.gz")
+        self._analyzers = {lang: Analyzer(lang) for lang in SUPPORTED_LANGUAGES}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DocumentIndex:
+        return cls(settings.index_dir, settings.collection, settings.chroma_url)
+
+    def analyzer(self, language: str | None) -> Analyzer:
+        return self._analyzers.get(language or "en", self._analyzers["en"])
+
+    def add(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
+        self.store.add(chunks, embeddings)
+        self.bm25.add({c.id: self.analyzer(c.metadata.language).terms(c.text) for c in chunks})
+
+    def delete(self, ids: list[str]) -> None:
+        self.store.delete(ids)
+        self.bm25.delete(ids)
+
+    def save(self) -> None:
+        self.bm25.save()
+
+    def reconcile(self, expected_ids: set[str]) -> int:
+        """Drop chunks that no manifest entry owns (left by a run that was killed); returns how many."""
+        orphans = (set(self.store.ids()) | set(self.bm25.ids())) - expected_ids
+        if orphans:
+            log.warning("removing %d orphaned chunks left by an interrupted run", len(orphans))
+            self.delete(sorted(orphans))
+        return len(orphans)
+
+    def missing(self, expected_ids: set[str]) -> set[str]:
+        """Chunk ids the manifest lists that either index lacks."""
+        stored = set(self.store.ids())
+        return {cid for cid in expected_ids if cid not in stored or cid not in self.bm25}

@@ -1,0 +1,171 @@
+"""The query pipeline: language -> hybrid retrieval -> relevance gate -> prompt -> generation -> grounding."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rag.analysis import detect_language
+from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.generator import Generator, Message, SamplingParams, generator_from_settings
+from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
+from rag.index import DocumentIndex
+from rag.prompt import ABSTENTION, abstention, build_messages
+from rag.retriever import Filters, HybridRetriever
+from rag.settings import AnswerMode, Settings
+from rag.types import Answer, Citation, ScoredChunk, Trace
+
+log = logging.getLogger(__name__)
+
+# A generated sentence is supported when all its numbers occur in the sources, at least this share
+# of its content terms do, and its best cosine to a source sentence reaches MIN_SEMANTIC_SUPPORT.
+MIN_LEXICAL_SUPPORT = 0.6
+MIN_SEMANTIC_SUPPORT = 0.45
+# Abstain unless some source sentence or table row scores this for the question (Grounder.extract).
+MIN_EVIDENCE_SCORE = 0.45
+# Extractive answers also quote the runner-up unit when it scores this share of the best one.
+QUOTE_RELATIVE_SCORE = 0.95
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Per-request overrides; None means "use the settings"."""
+
+    top_k: int | None = None
+    filters: Filters | None = None
+    answer_mode: AnswerMode | None = None
+    retrieval_mode: str | None = None
+    sampling: SamplingParams | None = None
+    history: tuple[Message, ...] = ()
+
+
+@contextmanager
+def _timed(trace: Trace, stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        trace.timings_ms[stage] = trace.timings_ms.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+
+
+class QueryPipeline:
+    """Answers a question from the indexed documents, with citations, or abstains.
+
+    >>> QueryPipeline.from_settings(Settings()).answer("¿Qué dosis máxima de paracetamol en adultos?")
+    """
+
+    def __init__(self, settings: Settings, index: DocumentIndex, embedder: Embedder, generator: Generator) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self.generator = generator
+        self.retriever = HybridRetriever(index, embedder, candidates=settings.candidates, rrf_k=settings.rrf_k,
+                                         mode=settings.retrieval_mode)
+        self.grounder = Grounder(embedder)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueryPipeline:
+        embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
+        return cls(settings, DocumentIndex.from_settings(settings), embedder, generator_from_settings(settings))
+
+    def answer(self, question: str, options: QueryOptions | None = None) -> Answer:
+        answer = None
+        for event in self.stream(question, options):
+            if isinstance(event, Answer):
+                answer = event
+        if answer is None:
+            raise RuntimeError("pipeline produced no answer")
+        return answer
+
+    def stream(self, question: str, options: QueryOptions | None = None) -> Iterator[str | Answer]:
+        """Yields generated text pieces as they come, then the final ``Answer``."""
+        question = question.strip()
+        if not question:
+            raise ValueError("question must not be empty")
+        opts = options or QueryOptions()
+        top_k = self.settings.top_k if opts.top_k is None else opts.top_k
+        mode = self.settings.answer_mode if opts.answer_mode is None else opts.answer_mode
+        params = opts.sampling or SamplingParams.from_settings(self.settings)
+        trace = Trace()
+
+        with _timed(trace, "language"):
+            language = detect_language(question)
+        trace.details["language"] = language
+        with _timed(trace, "retrieval"):
+            retrieved = self.retriever.retrieve(question, language, top_k=self.settings.candidates,
+                                                filters=opts.filters, mode=opts.retrieval_mode)
+        trace.timings_ms.update({f"retrieval.{k}": v for k, v in retrieved.timings_ms.items()})
+        trace.details["retrieval"] = {"mode": opts.retrieval_mode or self.retriever.mode, **retrieved.details}
+        sources = retrieved.hits[:top_k]
+
+        with _timed(trace, "relevance"):
+            relevance = self.grounder.relevance(question, sources)
+        sources = [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)]
+        trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks}
+                                    for h in sources]
+        best = max(relevance, default=0.0)
+        if best < self.settings.min_relevance:
+            trace.details["abstain_reason"] = (f"best source relevance {best:.3f} below min_relevance "
+                                               f"{self.settings.min_relevance}")
+            yield self._abstain(language, trace)
+            return
+
+        with _timed(trace, "evidence"):
+            evidence = self.grounder.extract(question, sources, language, max_units=3)
+        trace.details["evidence"] = [{"text": u.text, "score": round(score, 4), "source": u.source_index}
+                                     for u, score in evidence]
+        best_evidence = evidence[0][1] if evidence else 0.0
+        if best_evidence < MIN_EVIDENCE_SCORE:
+            trace.details["abstain_reason"] = (f"best evidence score {best_evidence:.3f} below "
+                                               f"{MIN_EVIDENCE_SCORE}: the sources do not address the question")
+            yield self._abstain(language, trace)
+            return
+        quotes = [(u, score) for u, score in evidence if score >= QUOTE_RELATIVE_SCORE * best_evidence][:2]
+
+        if mode == "extractive":
+            yield self._extractive(quotes, sources, trace)
+            return
+
+        messages = build_messages(question, sources, language, list(opts.history))
+        pieces: list[str] = []
+        with _timed(trace, "generation"):
+            for piece in self.generator.stream(messages, params):
+                pieces.append(piece)
+                yield piece
+        generated = "".join(pieces).strip()
+        trace.details["generator"] = self.generator.model_id
+        trace.details["generated"] = generated
+        yield self._grounded(generated, quotes, sources, language, mode, trace)
+
+    def _grounded(self, generated: str, quotes: list[tuple[Unit, float]], sources: list[ScoredChunk],
+                  language: str, mode: AnswerMode, trace: Trace) -> Answer:
+        if not generated or any(msg.rstrip(".") in generated for msg in ABSTENTION.values()):
+            trace.details["abstain_reason"] = "the model said the sources do not contain the answer"
+            return self._abstain(language, trace)
+        with _timed(trace, "grounding"):
+            support = self.grounder.support(generated, sources, language)
+        trace.details["support"] = [{"sentence": s.sentence, "semantic": round(s.semantic, 4),
+                                     "lexical": round(s.lexical, 4), "numbers_ok": s.numbers_ok,
+                                     "source": s.source_index} for s in support]
+        supported = bool(support) and all(s.supported(MIN_SEMANTIC_SUPPORT, MIN_LEXICAL_SUPPORT) for s in support)
+        if not supported and mode == "auto":
+            trace.notes.append("generated answer not supported by the sources; answered with quotes instead")
+            return self._extractive(quotes, sources, trace)
+        cited = cited_indices(generated, len(sources)) or sorted({s.source_index for s in support if s.source_index})
+        text = renumber_citations(generated, cited)
+        return Answer(text, False, [Citation.from_scored(sources[n - 1]) for n in cited], trace)
+
+    @staticmethod
+    def _extractive(quotes: list[tuple[Unit, float]], sources: list[ScoredChunk], trace: Trace) -> Answer:
+        trace.details["answer_mode"] = "extractive"
+        text = "\n".join(f"{unit.text.strip()} [{unit.source_index}]" for unit, _ in quotes)
+        cited = sorted({unit.source_index for unit, _ in quotes})
+        citations = [Citation.from_scored(sources[n - 1]) for n in cited]
+        return Answer(renumber_citations(text, cited), False, citations, trace)
+
+    @staticmethod
+    def _abstain(language: str, trace: Trace) -> Answer:
+        return Answer(abstention(language), True, [], trace)

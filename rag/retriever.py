@@ -1,0 +1,100 @@
+"""Hybrid retrieval: BM25 and dense search run separately, then fuse."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.embedder import Embedder
+from rag.fusion import ReciprocalRankFusion
+from rag.index import DocumentIndex
+from rag.types import ScoredChunk
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters applied to both retrievers."""
+
+    sources: tuple[str, ...] = ()
+    element_types: tuple[str, ...] = ()
+    page_min: int | None = None
+    page_max: int | None = None
+
+    def to_where(self) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        if self.element_types:
+            clauses.append({"element_type": {"$in": list(self.element_types)}})
+        if self.page_min is not None:
+            clauses.append({"page": {"$gte": self.page_min}})
+        if self.page_max is not None:
+            clauses.append({"page": {"$lte": self.page_max}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+@dataclass
+class RetrievalResult:
+    hits: list[ScoredChunk]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class HybridRetriever:
+    """BM25 + dense retrieval fused with reciprocal rank fusion.
+
+    >>> HybridRetriever(index, embedder).retrieve("¿Dosis de paracetamol en niños?", "es").hits[0]
+    """
+
+    MODES = ("hybrid", "bm25", "dense")
+
+    def __init__(self, index: DocumentIndex, embedder: Embedder, candidates: int = 30, rrf_k: int = 60,
+                 mode: str = "hybrid") -> None:
+        if candidates < 1:
+            raise ValueError(f"candidates must be > 0, got {candidates}")
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.index = index
+        self.embedder = embedder
+        self.candidates = candidates
+        self.mode = mode
+        self.fusion = ReciprocalRankFusion(k=rrf_k)
+
+    def retrieve(self, query: str, language: str, top_k: int | None = None, filters: Filters | None = None,
+                 mode: str | None = None) -> RetrievalResult:
+        if mode is None:
+            mode = self.mode
+        if top_k is None:
+            top_k = self.candidates
+        where = filters.to_where() if filters else None
+        result = RetrievalResult(hits=[])
+        lists: dict[str, list[ScoredChunk]] = {}
+        if mode in ("hybrid", "bm25"):
+            started = time.perf_counter()
+            lists["bm25"] = self._bm25(query, language, where)
+            result.timings_ms["bm25"] = (time.perf_counter() - started) * 1000
+        if mode in ("hybrid", "dense"):
+            started = time.perf_counter()
+            lists["dense"] = self._dense(query, where)
+            result.timings_ms["dense"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        result.hits = self.fusion.fuse(lists, top_k=top_k)
+        result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
+        result.details = {name: [h.chunk.id for h in hits[:10]] for name, hits in lists.items()}
+        return result
+
+    def _bm25(self, query: str, language: str, where: dict[str, Any] | None) -> list[ScoredChunk]:
+        terms = self.index.analyzer(language).terms(query)
+        allowed = set(self.index.store.ids(where)) if where else None
+        found = self.index.bm25.search(terms, self.candidates, allowed=allowed)
+        chunks = self.index.store.get([cid for cid, _ in found])
+        return [ScoredChunk(chunks[cid], score, {"bm25": rank})
+                for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
+
+    def _dense(self, query: str, where: dict[str, Any] | None) -> list[ScoredChunk]:
+        vector = self.embedder.embed([query])[0]
+        found = self.index.store.query(vector, self.candidates, where=where)
+        return [ScoredChunk(chunk, score, {"dense": rank}) for rank, (chunk, score) in enumerate(found, start=1)]

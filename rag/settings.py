@@ -1,0 +1,97 @@
+"""The one settings object: environment variables ``RAG_*``, an optional TOML file, then defaults.
+
+Precedence (highest first): explicit keyword overrides (CLI flags), environment, TOML file, defaults.
+The config file is named by ``RAG_CONFIG_FILE`` or ``Settings.load(config_file=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+AnswerMode = Literal["generative", "extractive", "auto"]
+ChunkerName = Literal["fixed", "sentence-window", "semantic", "double-pass"]
+
+
+class Settings(BaseSettings):
+    """All tunables of the service, grouped by concern. Every field has a default."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_default=True)
+
+    # --- paths -------------------------------------------------------------------------------
+    index_dir: Path = Field(Path(".rag-index"), description="Folder holding the Chroma store, BM25 index and manifest.")
+    shared_dir: Path = Field(Path("../shared"), description="Third-party corpus and evaluation sets (tests, benchmarks).")
+    collection: str = Field("documents", min_length=1, description="Chroma collection name.")
+    chroma_url: str | None = Field(None, description="Use a Chroma server (http://host:port) instead of the local store.")
+
+    # --- models ------------------------------------------------------------------------------
+    embedder_model: str | None = Field(
+        None, description="sentence-transformers model folder; default: the embedded all-MiniLM-L6-v2 package.")
+    embed_batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding batch.")
+    llm_model: str | None = Field(None, description="GGUF file; default: the embedded SmolLM2-135M-Instruct package.")
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible server (LM Studio, Ollama, llama-server); overrides llm_model when set.")
+    llm_api_key: str = Field("not-needed", description="API key sent to the OpenAI-compatible server.")
+    llm_remote_model: str = Field("local-model", description="Model name sent to the OpenAI-compatible server.")
+    llm_context: int = Field(2048, ge=256, le=131072, description="Context window (tokens) for the GGUF model.")
+    llm_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; default: all cores.")
+    reranker_model: str | None = Field(
+        "BAAI/bge-reranker-base", description="Cross-encoder path or HF id (only read from disk/cache, never fetched).")
+
+    # --- ingestion ---------------------------------------------------------------------------
+    chunker: ChunkerName = Field("sentence-window", description="Chunking strategy used at ingestion.")
+    chunk_max_tokens: int = Field(200, ge=16, le=512, description="Largest chunk, in embedder tokens.")
+    window_sentences: int = Field(2, ge=0, le=10, description="Sentence window: neighbours kept on each side.")
+    pdf_passwords: list[str] = Field(default_factory=list, description="Passwords tried on encrypted PDFs.")
+
+    # --- retrieval ---------------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=100, description="Sources handed to generation.")
+    candidates: int = Field(30, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    retrieval_mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Which retrievers run.")
+    min_relevance: float = Field(
+        0.35, ge=-1.0, le=1.0,
+        description="Abstain when the best source's cosine similarity to the question is below this.")
+
+    # --- generation --------------------------------------------------------------------------
+    answer_mode: AnswerMode = Field("auto", description="generative, extractive, or auto (generate, fall back to quotes).")
+    max_tokens: int = Field(256, ge=1, le=8192, description="Most tokens generated per answer.")
+    temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling.")
+    sampling_top_k: int = Field(40, ge=0, description="top_k sampling (0 = off).")
+    repeat_penalty: float = Field(1.1, ge=0.0, description="Repetition penalty.")
+    seed: int = Field(42, description="Sampling seed, for reproducible answers.")
+
+    # --- server ------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    api_key: str | None = Field(None, description="When set, required as a Bearer token on every route but /health.")
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: object) -> Settings:
+        """Settings from overrides, environment and an optional TOML file (``RAG_CONFIG_FILE``)."""
+        path = config_file or os.environ.get("RAG_CONFIG_FILE")
+        if path is None:
+            return cls(**overrides)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+
+        class _FromFile(cls):  # type: ignore[misc,valid-type]
+            model_config = SettingsConfigDict(toml_file=str(path))
+
+            @classmethod
+            def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                           file_secret_settings):
+                return init_settings, env_settings, TomlConfigSettingsSource(settings_cls), file_secret_settings
+
+        return _FromFile(**overrides)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A validated copy with some fields changed (per-request settings)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return type(self).model_validate(data)

@@ -1,0 +1,132 @@
+"""Shared data types that flow between ingestion, query, API and evaluation.
+
+Every stage takes and returns these; none of them mutates its input (stages return copies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class ElementType(StrEnum):
+    TEXT = "text"
+    TABLE = "table"
+    TITLE = "title"
+    LIST = "list"
+
+
+@dataclass(frozen=True)
+class Element:
+    """One parsed piece of a document (a page's text, a table, a heading) before chunking."""
+
+    text: str
+    source: str
+    page: int | None
+    element_type: ElementType = ElementType.TEXT
+    section: str | None = None
+    table_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkMetadata:
+    """Flat metadata, storable as-is in Chroma (scalars only; None values are dropped)."""
+
+    source: str
+    page: int | None = None
+    page_end: int | None = None
+    element_type: ElementType = ElementType.TEXT
+    section: str | None = None
+    table_id: str | None = None
+    doc_id: str = ""
+    doc_hash: str = ""
+    chunker: str = ""
+    language: str | None = None
+    file_mtime: float | None = None
+    ingested_at: float | None = None
+    ordinal: int = 0
+    # Sentence-window chunker: the surrounding sentences handed to generation instead of the hit.
+    window: str | None = None
+
+    def to_store(self) -> dict[str, str | int | float | bool]:
+        return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_store(cls, data: dict[str, Any]) -> ChunkMetadata:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "element_type" in known:
+            known["element_type"] = ElementType(known["element_type"])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrieval unit: text plus where it came from. The id is derived from content and position."""
+
+    id: str
+    text: str
+    metadata: ChunkMetadata
+
+    @staticmethod
+    def make_id(doc_id: str, ordinal: int, text: str) -> str:
+        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+        return f"{doc_id}-{ordinal:05d}-{digest}"
+
+    @property
+    def context_text(self) -> str:
+        """The text handed to the generator (the sentence window when there is one)."""
+        return self.metadata.window or self.text
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """A chunk with the score of the stage that produced it and its rank in each retriever."""
+
+    chunk: Chunk
+    score: float
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    def rescored(self, score: float) -> ScoredChunk:
+        return replace(self, score=score)
+
+
+@dataclass(frozen=True)
+class Citation:
+    source: str
+    page: int | None
+    chunk_id: str
+    score: float
+    text: str
+
+    @classmethod
+    def from_scored(cls, hit: ScoredChunk) -> Citation:
+        meta = hit.chunk.metadata
+        return cls(source=meta.source, page=meta.page, chunk_id=hit.chunk.id, score=round(hit.score, 6),
+                   text=hit.chunk.text)
+
+
+@dataclass
+class Trace:
+    """What happened while answering: per-stage timings (ms) and stage details, for users and evaluation."""
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()}, **self.details,
+                "notes": list(self.notes)}
+
+
+@dataclass
+class Answer:
+    text: str
+    abstained: bool
+    citations: list[Citation]
+    trace: Trace
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answer": self.text, "abstained": self.abstained,
+                "citations": [asdict(c) for c in self.citations], "trace": self.trace.to_dict()}

@@ -1,0 +1,86 @@
+"""Dense storage: chunks, their metadata and embeddings in a Chroma collection.
+
+Chroma never embeds anything here: the collection has no embedding function and every add and
+query passes vectors computed by our ``Embedder``, so Chroma cannot load (or download) a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.offline import ensure_offline
+from rag.types import Chunk, ChunkMetadata
+
+log = logging.getLogger(__name__)
+
+# Chroma rejects very large single requests; adds and deletes are sent in slices of this size.
+_MAX_BATCH = 4000
+
+
+class ChromaStore:
+    """A persistent (local folder) or remote (``chroma run`` server) Chroma collection."""
+
+    def __init__(self, path: Path | None = None, collection: str = "documents", url: str | None = None) -> None:
+        if path is None and url is None:
+            raise ValueError("ChromaStore needs a path or a url")
+        ensure_offline()
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if url:
+            parsed = urlparse(url)
+            if not parsed.hostname:
+                raise ValueError(f"chroma_url must look like http://host:port, got {url!r}")
+            self.client = chromadb.HttpClient(host=parsed.hostname, port=parsed.port or 8000,
+                                              ssl=parsed.scheme == "https", settings=chroma_settings)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        self.collection = self.client.get_or_create_collection(
+            name=collection, embedding_function=None, metadata={"hnsw:space": "cosine"})
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def add(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
+        if len(chunks) != len(embeddings):
+            raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+        for start in range(0, len(chunks), _MAX_BATCH):
+            part = chunks[start:start + _MAX_BATCH]
+            self.collection.upsert(
+                ids=[c.id for c in part], documents=[c.text for c in part],
+                metadatas=[c.metadata.to_store() for c in part],
+                embeddings=embeddings[start:start + _MAX_BATCH].tolist())
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), _MAX_BATCH):
+            self.collection.delete(ids=ids[start:start + _MAX_BATCH])
+
+    def ids(self, where: dict[str, Any] | None = None) -> list[str]:
+        return list(self.collection.get(where=where, include=[])["ids"])
+
+    def get(self, ids: list[str]) -> dict[str, Chunk]:
+        if not ids:
+            return {}
+        found = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        return {cid: Chunk(cid, doc, ChunkMetadata.from_store(meta))
+                for cid, doc, meta in zip(found["ids"], found["documents"], found["metadatas"], strict=True)}
+
+    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[Chunk, float]]:
+        """Nearest chunks with their cosine similarity (1 - cosine distance)."""
+        total = self.count()
+        if total == 0:
+            return []
+        found = self.collection.query(query_embeddings=[vector.tolist()], n_results=min(n, total), where=where,
+                                      include=["documents", "metadatas", "distances"])
+        return [(Chunk(cid, doc, ChunkMetadata.from_store(meta)), 1.0 - float(dist))
+                for cid, doc, meta, dist in zip(found["ids"][0], found["documents"][0], found["metadatas"][0],
+                                                found["distances"][0], strict=True)]
