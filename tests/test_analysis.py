@@ -1,0 +1,36 @@
+import pytest
+
+from rag.analysis import Analyzer, detect_language, fold_accents, split_sentences
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Según el art. 14 de la Constitución, todos son iguales. El núm. 3 dice otra cosa.",
+     ["Según el art. 14 de la Constitución, todos son iguales.", "El núm. 3 dice otra cosa."]),
+    ("¿Qué dosis tomo? ¡Consulte al médico! El Sr. García lo sabe.",
+     ["¿Qué dosis tomo?", "¡Consulte al médico!", "El Sr. García lo sabe."]),
+    ("It costs 1.500 euros, e.g. for adults. Mr. Smith agreed.",
+     ["It costs 1.500 euros, e.g. for adults.", "Mr. Smith agreed."]),
+    ("First paragraph\nwrapped line.\n\nSecond paragraph", ["First paragraph wrapped line.", "Second paragraph"]),
+    ("", []),
+])
+def test_split_sentences_spanish_and_english(text, expected):
+    assert split_sentences(text) == expected
+
+
+def test_detect_language():
+    assert detect_language("¿Cuál es la dosis máxima para niños?") == "es"
+    assert detect_language("What is the maximum dose for children?") == "en"
+    assert detect_language("") == "en"
+
+
+def test_fold_accents_keeps_enye():
+    assert fold_accents("Constitución ÁRBOL niño") == "constitucion arbol niño"
+
+
+def test_analyzer_folds_stops_and_stems_the_same_on_both_sides():
+    es = Analyzer("es")
+    assert es.terms("Las dosis máximas") == es.terms("dosis maxima")
+    assert "las" not in es.terms("Las dosis")
+    assert Analyzer("en").terms("running children") == ["run", "children"]
+    with pytest.raises(ValueError, match="language"):
+        Analyzer("xx")

@@ -1,0 +1,88 @@
+"""Folder ingestion with the real embedder, Chroma and BM25: incremental, idempotent, repairable."""
+
+from pathlib import Path
+
+from ingest.manifest import Manifest
+from ingest.pipeline import FolderIngestor
+from rag.settings import Settings
+from rag.types import ElementType
+
+
+def _ingestor(index_dir: Path, embedder) -> FolderIngestor:
+    return FolderIngestor(Settings(index_dir=index_dir), embedder=embedder)
+
+
+def _state(ingestor: FolderIngestor) -> tuple[list[str], list[str]]:
+    return sorted(ingestor.index.store.ids()), sorted(ingestor.index.bm25.ids())
+
+
+def test_ingest_rerun_change_remove(tmp_path, demo_copy, embedder):
+    index_dir = tmp_path / "index"
+    first = _ingestor(index_dir, embedder).run(demo_copy)
+    assert sorted(first.ingested) == ["clinic_visitor_faq.docx", "politica_teletrabajo.md",
+                                      "prospecto_paracetamol.pdf", "thermolink_t200_manual.pdf"]
+    assert first.skipped == ["qa.jsonl"] and not first.failed
+    ingestor = _ingestor(index_dir, embedder)
+    chroma_ids, bm25_ids = _state(ingestor)
+    assert chroma_ids == bm25_ids and len(chroma_ids) == first.chunks
+
+    # Unchanged folder: nothing parsed or embedded, same ids.
+    again = ingestor.run(demo_copy)
+    assert again.ingested == [] and len(again.unchanged) == 4
+    assert _state(_ingestor(index_dir, embedder)) == (chroma_ids, bm25_ids)
+
+    # A changed file's chunks are replaced; a removed file's chunks are deleted.
+    policy = demo_copy / "politica_teletrabajo.md"
+    policy.write_text(policy.read_text(encoding="utf-8").replace("tres días", "cuatro días"), encoding="utf-8")
+    (demo_copy / "clinic_visitor_faq.docx").unlink()
+    changed = _ingestor(index_dir, embedder).run(demo_copy)
+    assert changed.ingested == ["politica_teletrabajo.md"] and changed.removed == ["clinic_visitor_faq.docx"]
+    ingestor = _ingestor(index_dir, embedder)
+    chunks = ingestor.index.store.get(ingestor.index.store.ids())
+    sources = {c.metadata.source for c in chunks.values()}
+    assert "clinic_visitor_faq.docx" not in sources
+    policy_text = " ".join(c.text for c in chunks.values() if c.metadata.source == "politica_teletrabajo.md")
+    assert "cuatro días" in policy_text and "tres días" not in policy_text
+    assert _state(ingestor)[0] == _state(ingestor)[1]
+
+
+def test_chunk_metadata_pages_and_tables(demo_settings):
+    ingestor = FolderIngestor(demo_settings)
+    chunks = ingestor.index.store.get(ingestor.index.store.ids()).values()
+    leaflet = [c for c in chunks if c.metadata.source == "prospecto_paracetamol.pdf"]
+    tables = [c for c in leaflet if c.metadata.element_type == ElementType.TABLE]
+    assert tables and all(c.metadata.page == 2 and c.text.startswith("| Grupo de edad |") for c in tables)
+    assert {c.metadata.page for c in leaflet} == {1, 2}
+    assert all(c.metadata.language == "es" and c.metadata.chunker == "sentence-window" for c in leaflet)
+    assert all(c.metadata.window and c.text in c.metadata.window for c in leaflet
+               if c.metadata.element_type == ElementType.TEXT)
+
+
+def test_broken_file_is_reported_and_the_rest_ingested(tmp_path, demo_copy, embedder):
+    (demo_copy / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
+    (demo_copy / "empty.txt").write_text("")
+    report = _ingestor(tmp_path / "index", embedder).run(demo_copy)
+    assert len(report.ingested) == 4
+    reasons = {f.source: f.reason for f in report.failed}
+    assert set(reasons) == {"broken.pdf", "empty.txt"}
+    assert "broken.pdf" in report.summary()
+
+
+def test_interrupted_run_is_repaired_without_duplicates(tmp_path, demo_copy, embedder):
+    index_dir = tmp_path / "index"
+    _ingestor(index_dir, embedder).run(demo_copy)
+    expected = _state(_ingestor(index_dir, embedder))
+    # Simulate a kill after the chunks were written but before the manifest recorded them.
+    manifest = Manifest(index_dir / "manifest.json")
+    key = next(k for k in manifest.files if k.endswith("prospecto_paracetamol.pdf"))
+    del manifest.files[key]
+    manifest.save()
+    report = _ingestor(index_dir, embedder).run(demo_copy)
+    assert report.repaired_chunks > 0 and report.ingested == ["prospecto_paracetamol.pdf"]
+    assert _state(_ingestor(index_dir, embedder)) == expected
+
+
+def test_dry_run_changes_nothing(tmp_path, demo_copy, embedder):
+    report = _ingestor(tmp_path / "index", embedder).run(demo_copy, dry_run=True)
+    assert len(report.ingested) == 4
+    assert _ingestor(tmp_path / "index", embedder).index.store.count() == 0

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, IngestError
+from ingest.pdf import PdfParser
+from rag.types import ElementType
+from tests.conftest import DATA
+
+
+def test_leaflet_table_is_a_table_with_header_and_rows():
+    elements = PdfParser().parse(DATA / "prospecto_paracetamol.pdf", "prospecto_paracetamol.pdf")
+    tables = [e for e in elements if e.element_type == ElementType.TABLE]
+    assert len(tables) == 1
+    table = tables[0]
+    assert table.page == 2
+    lines = table.text.splitlines()
+    assert lines[0] == "| Grupo de edad | Vía oral o rectal (paracetamol) | Vía intravenosa (propacetamol) |"
+    assert "| Adultos | 500-1000 mg cada 6-8 h, máximo 4 g al día | 1-2 g cada 4-6 h, máximo 8 g al día |" in lines
+    page2_text = next(e.text for e in elements if e.page == 2 and e.element_type == ElementType.TEXT)
+    assert "máximo 60 mg/kg" not in page2_text  # table words are not indexed again as loose text
+    assert "Deje pasar al menos 4 horas" in page2_text
+    assert {e.page for e in elements} == {1, 2}
+
+
+def test_zero_byte_and_garbage_pdfs_fail_with_a_reason(tmp_path):
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    with pytest.raises(IngestError) as err:
+        PdfParser().parse(empty, "empty.pdf")
+    assert err.value.reason == EMPTY and "empty.pdf" in str(err.value)
+    garbage = tmp_path / "garbage.pdf"
+    garbage.write_bytes(b"this is not a pdf at all")
+    with pytest.raises(IngestError) as err:
+        PdfParser().parse(garbage, "garbage.pdf")
+    assert err.value.reason == CORRUPT
+
+
+def test_encrypted_pdfs(shared: Path):
+    hard = shared / "corpus" / "pdf_hard"
+    opened = PdfParser().parse(hard / "encrypted_rc4-40_r2_empty_user_password.pdf", "x.pdf")
+    assert any(e.text.strip() for e in opened)
+    with pytest.raises(IngestError) as err:
+        PdfParser().parse(hard / "encrypted_aes128_r4_user-asdfzxcv.pdf", "aes.pdf")
+    assert err.value.reason == PASSWORD_REQUIRED
+    unlocked = PdfParser(passwords=["wrong", "asdfzxcv"]).parse(hard / "encrypted_aes128_r4_user-asdfzxcv.pdf", "aes.pdf")
+    assert any(e.text.strip() for e in unlocked)
+
+
+def test_scanned_pdf_reports_no_text_layer(shared: Path):
+    with pytest.raises(IngestError) as err:
+        PdfParser().parse(shared / "corpus" / "pdf_hard" / "scanned_image_only_loremipsum.pdf", "scan.pdf")
+    assert err.value.reason == NO_TEXT_LAYER

@@ -1,0 +1,74 @@
+"""The query pipeline over the real demo index: citations, grounding, abstention."""
+
+import pytest
+
+from rag.embedder import SentenceTransformerEmbedder
+from rag.index import DocumentIndex
+from rag.pipeline import QueryOptions, QueryPipeline
+from rag.retriever import Filters
+from tests.conftest import ScriptedGenerator
+
+
+def _pipeline(settings, embedder, *replies):
+    return QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, ScriptedGenerator(*replies))
+
+
+def test_hybrid_retrieval_finds_the_dosage_table(demo_settings, embedder):
+    pipeline = _pipeline(demo_settings, embedder)
+    hits = pipeline.retriever.retrieve("dosis máxima de paracetamol en adultos por vía oral", "es", top_k=5).hits
+    assert any(h.chunk.metadata.element_type == "table" and h.chunk.metadata.page == 2 for h in hits[:3])
+    assert all({"bm25", "dense"} & set(h.ranks) for h in hits)
+
+
+def test_supported_generated_answer_keeps_renumbered_citations(demo_settings, embedder):
+    question = "What does error E7 mean on the thermostat?"
+    generator = ScriptedGenerator("Error E7 means the C wire is not connected [2].")
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder, generator)
+    sources = pipeline.retriever.retrieve(question, "en", top_k=demo_settings.top_k).hits
+    e7 = next(n for n, h in enumerate(sources, start=1) if "E7" in h.chunk.text)
+    generator.replies = [f"Error E7 means the C wire is not connected [{e7}]."]
+    answer = pipeline.answer(question, QueryOptions(answer_mode="generative"))
+    assert not answer.abstained
+    assert answer.text == "Error E7 means the C wire is not connected [1]."
+    assert [(c.source, c.page) for c in answer.citations] == [("thermolink_t200_manual.pdf", 2)]
+    assert "Sources" in generator.calls[0][-1]["content"] and "[1]" in generator.calls[0][-1]["content"]
+
+
+def test_hallucinated_numbers_fall_back_to_quotes_in_auto_mode(demo_settings, embedder):
+    pipeline = _pipeline(demo_settings, embedder, "La dosis máxima en adultos es de 20 mg al día [1].")
+    answer = pipeline.answer("¿Cuál es la dosis máxima diaria de paracetamol por vía oral en adultos?")
+    assert not answer.abstained
+    assert "máximo 4 g al día" in answer.text and "20 mg" not in answer.text
+    assert ("prospecto_paracetamol.pdf", 2) in [(c.source, c.page) for c in answer.citations]
+    assert any(s["numbers_ok"] is False for s in answer.trace.details["support"])
+    assert answer.trace.notes
+
+
+@pytest.mark.parametrize(("question", "message"), [
+    ("¿Cuál es la capital de Australia?", "No he encontrado esta información en los documentos."),
+    ("Who won the football world cup in 2010?", "I could not find this in the documents."),
+])
+def test_abstains_in_the_question_language(demo_settings, embedder, question, message):
+    pipeline = _pipeline(demo_settings, embedder, "Canberra.")
+    answer = pipeline.answer(question)
+    assert answer.abstained and answer.text == message and answer.citations == []
+    assert "abstain_reason" in answer.trace.details
+
+
+def test_filters_restrict_sources(demo_settings, embedder):
+    pipeline = _pipeline(demo_settings, embedder)
+    hits = pipeline.retriever.retrieve("teletrabajo", "es", top_k=10,
+                                       filters=Filters(sources=("thermolink_t200_manual.pdf",))).hits
+    assert hits and {h.chunk.metadata.source for h in hits} == {"thermolink_t200_manual.pdf"}
+
+
+def test_empty_question_is_rejected(demo_settings, embedder):
+    with pytest.raises(ValueError, match="empty"):
+        _pipeline(demo_settings, embedder).answer("   ")
+
+
+def test_embedder_folder_must_exist(tmp_path):
+    from rag.models import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="RAG_EMBEDDER_MODEL"):
+        SentenceTransformerEmbedder(tmp_path / "missing")
