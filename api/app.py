@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Annotated
 
@@ -19,6 +21,9 @@ from rag.retriever import Filters
 from rag.settings import Settings
 
 
+log = logging.getLogger(__name__)
+
+
 def get_pipeline(request: Request) -> QueryPipeline:
     return request.app.state.pipeline
 
@@ -27,7 +32,16 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
     """The API over one index. Pass ``pipeline`` to share already-loaded models (tests, embedding)."""
     ensure_offline()
     settings = settings or Settings.load()
-    app = FastAPI(title="local-rag", version="0.1.0",
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Load the models in the background so the first question is not the slow one.
+        warming = asyncio.create_task(asyncio.to_thread(app.state.pipeline.warm_up))
+        warming.add_done_callback(
+            lambda t: None if t.cancelled() or t.exception() is None else log.error("warm-up failed: %s", t.exception()))
+        yield
+
+    app = FastAPI(title="local-rag", version="0.1.0", lifespan=lifespan,
                   description="Private question answering over your own documents; nothing leaves this machine.")
     app.state.settings = settings
     app.state.pipeline = pipeline or QueryPipeline.from_settings(settings)

@@ -73,9 +73,8 @@ class LlamaCppGenerator:
                               verbose=False)
         return self._llm
 
-    @property
-    def loaded(self) -> bool:
-        return self._llm is not None
+    def warm_up(self) -> None:
+        _ = self.llm
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))

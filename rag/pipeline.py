@@ -71,6 +71,13 @@ class QueryPipeline:
         embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
         return cls(settings, DocumentIndex.from_settings(settings), embedder, generator_from_settings(settings))
 
+    def warm_up(self) -> None:
+        """Load the models now rather than on the first question."""
+        self.embedder.embed(["warm up"])
+        warm = getattr(self.generator, "warm_up", None)
+        if warm is not None:
+            warm()
+
     def answer(self, question: str, options: QueryOptions | None = None) -> Answer:
         answer = None
         for event in self.stream(question, options):
