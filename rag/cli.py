@@ -75,11 +75,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from eval.runner import evaluate_beir
 
     settings = _settings(args)
+    if Path(args.dataset).is_file():
+        return _eval_qa(args, settings)
     report = evaluate_beir(Path(args.dataset), settings, split=args.split, ks=tuple(args.k),
                            index_dir=Path(args.index) if args.index else None, mode=args.mode)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _eval_qa(args: argparse.Namespace, settings: Settings) -> int:
+    from eval.qa import evaluate_qa, load_qa
+    from ingest.pipeline import FolderIngestor
+    from rag.pipeline import QueryPipeline
+
+    items = load_qa(Path(args.dataset))
+    if args.docs:
+        print(FolderIngestor(settings).run(Path(args.docs)).summary())
+    report = evaluate_qa(items, QueryPipeline.from_settings(settings), answer_mode=args.answer_mode)
+    print(report.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps({"metrics": report.metrics, "rows": report.rows},
+                                              ensure_ascii=False, indent=2), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
@@ -112,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-layout dataset")
-    p.add_argument("dataset", help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    p = sub.add_parser("eval", help="evaluate retrieval (BEIR folder) or answers (QA .jsonl file)")
+    p.add_argument("dataset", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or QA .jsonl")
+    p.add_argument("--docs", help="QA layout: ingest this folder into the index first")
+    p.add_argument("--answer-mode", choices=["generative", "extractive", "auto"], help="QA layout: answer mode")
     p.add_argument("--index", help="index folder for the corpus (default: a cache under the index dir)")
     p.add_argument("--split", default=None, help="qrels split (default: the only or 'dev' or 'test')")
     p.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="cut-offs")

@@ -46,3 +46,18 @@ def test_rag_eval_reports_the_metric_keys(beir_dir, tmp_path, capsys):
 def test_bad_layout_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="corpus.jsonl"):
         load_beir(tmp_path)
+
+
+def test_qa_layout_over_the_demo_documents(demo_settings, embedder):
+    from eval.qa import evaluate_qa, load_qa
+    from rag.index import DocumentIndex
+    from rag.pipeline import QueryPipeline
+    from tests.conftest import DATA, ScriptedGenerator
+
+    items = load_qa(DATA / "qa.jsonl")
+    assert sum(not i.answerable for i in items) >= 3
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder, ScriptedGenerator())
+    report = evaluate_qa(items, pipeline, answer_mode="extractive")
+    assert report.metrics["citation_accuracy"] >= 0.8
+    assert report.metrics["abstention_unanswerable"] >= 0.75
+    assert report.metrics["false_abstention"] <= 0.2
