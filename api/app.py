@@ -1,31 +1,25 @@
-"""The FastAPI application: ``create_app(settings)`` builds it; routes stay thin."""
+"""The FastAPI application: ``create_app(settings)`` builds it; routes live in ``api/routes``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.schemas import Health, QueryRequest, QueryResponse
-from rag.generator import SamplingParams
+from api.deps import require_api_key
+from api.gate import ModelBusy
+from api.routes import documents, health, openai_compat, query
+from api.services import Services
+from rag.models import ModelNotFoundError
 from rag.offline import ensure_offline
-from rag.pipeline import QueryOptions, QueryPipeline
-from rag.retriever import Filters
+from rag.pipeline import QueryPipeline
 from rag.settings import Settings
 
-
 log = logging.getLogger(__name__)
-
-
-def get_pipeline(request: Request) -> QueryPipeline:
-    return request.app.state.pipeline
 
 
 def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None = None) -> FastAPI:
@@ -35,16 +29,17 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Load the models in the background so the first question is not the slow one.
-        warming = asyncio.create_task(asyncio.to_thread(app.state.pipeline.warm_up))
+        # Load the models in the background so the first question is not the slow one;
+        # until they are loaded, model routes answer 503 with Retry-After.
+        warming = asyncio.create_task(asyncio.to_thread(app.state.services.pipeline.warm_up))
         warming.add_done_callback(
             lambda t: None if t.cancelled() or t.exception() is None else log.error("warm-up failed: %s", t.exception()))
         yield
+        app.state.services.jobs.shutdown()
 
     app = FastAPI(title="local-rag", version="0.1.0", lifespan=lifespan,
                   description="Private question answering over your own documents; nothing leaves this machine.")
-    app.state.settings = settings
-    app.state.pipeline = pipeline or QueryPipeline.from_settings(settings)
+    app.state.services = Services.build(settings, pipeline or QueryPipeline.from_settings(settings))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -52,28 +47,19 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
                     for err in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": "invalid request", "errors": problems})
 
-    @app.get("/health", response_model=Health)
-    def health() -> Health:
-        return Health()
+    @app.exception_handler(ModelBusy)
+    async def model_busy(_: Request, exc: ModelBusy) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"{exc}; retry shortly"}, headers={"Retry-After": "2"})
 
-    @app.post("/v1/query", response_model=QueryResponse)
-    async def query(body: QueryRequest, pipeline: Annotated[QueryPipeline, Depends(get_pipeline)]) -> dict:
-        if not body.question.strip():
-            raise HTTPException(422, "question must not be empty")
-        base = SamplingParams.from_settings(pipeline.settings)
-        sampling = replace(base, **{k: v for k, v in {"temperature": body.temperature, "top_p": body.top_p,
-                                                        "max_tokens": body.max_tokens, "seed": body.seed}.items()
-                                    if v is not None})
-        filters = None
-        if body.filters is not None:
-            f = body.filters
-            filters = Filters(tuple(f.sources), tuple(f.element_types), f.page_min, f.page_max)
-        options = QueryOptions(top_k=body.top_k, filters=filters, answer_mode=body.answer_mode,
-                               retrieval_mode=body.retrieval_mode, sampling=sampling)
-        started = time.perf_counter()
-        # The pipeline is blocking (models, disk); run it off the event loop.
-        answer = await asyncio.to_thread(pipeline.answer, body.question, options)
-        answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
-        return answer.to_dict()
+    @app.exception_handler(ModelNotFoundError)
+    async def model_missing(_: Request, exc: ModelNotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
 
+    @app.exception_handler(ValueError)
+    async def bad_value(_: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    app.include_router(health.router)
+    for router in (health.ready_router, query.router, openai_compat.router, documents.router):
+        app.include_router(router, dependencies=[Depends(require_api_key)])
     return app

@@ -47,3 +47,70 @@ class QueryResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class QueryStreamRequest(QueryRequest):
+    stream: bool = False
+
+
+class ChunksRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(..., min_length=1, max_length=4000)
+    limit: int = Field(10, ge=1, le=100)
+    filters: QueryFilters | None = None
+    prev_next_chunks: int = Field(0, ge=0, le=10, description="Neighbouring chunks of the same document to add.")
+
+
+class ChunkOut(BaseModel):
+    chunk_id: str
+    text: str
+    score: float
+    source: str
+    page: int | None
+    element_type: str
+    document_id: str
+    previous_texts: list[str] = Field(default_factory=list)
+    next_texts: list[str] = Field(default_factory=list)
+
+
+class ChunksResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ChunkOut]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat-completions body plus PrivateGPT's ``use_context`` and our retrieval options."""
+
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (n, user, ...)
+
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    model: str | None = None
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    seed: int | None = None
+    use_context: bool = True
+    include_sources: bool = True
+    context_filter: QueryFilters | None = None
+    answer_mode: Literal["generative", "extractive", "auto"] | None = None
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str]
+    model: str | None = None
+
+
+class IngestTextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_name: str = Field(..., min_length=1, max_length=200)
+    text: str = Field(..., min_length=1)

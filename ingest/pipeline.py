@@ -137,8 +137,9 @@ class FolderIngestor:
                 plan.unchanged.append(source)
             else:
                 plan.to_ingest.append(PlannedFile(path, source, key, digest))
-        prefix = str(base) + "/"
-        plan.to_remove = [k for k in self.manifest.files if k not in seen and (k.startswith(prefix) or k == str(root))]
+        if root.is_dir():  # a single file never implies that its neighbours were removed
+            prefix = str(root) + "/"
+            plan.to_remove = [k for k in self.manifest.files if k not in seen and k.startswith(prefix)]
         return plan
 
     def run(self, root: Path, dry_run: bool = False,

@@ -27,6 +27,9 @@ _ABBREVIATIONS = frozenset(
     ene feb mar abr may jun jul ago sep sept oct nov dic jan aug dec
     """.split()
 )
+# Words that number a heading in statutes and manuals ("Artículo 20.", "Chapter 3.").
+_NUMBERED_HEADING = re.compile(r"^(artículo|articulo|capítulo|capitulo|título|titulo|sección|seccion|apartado|"
+                               r"anexo|disposición|disposicion|libro|parte|article|chapter|section|part|annex)$")
 # A sentence ends at . ! ? … (optionally followed by closing quotes/brackets) before whitespace.
 _BOUNDARY = re.compile(r"(?<=[.!?…])[\"'»”)\]]*\s+")
 
@@ -109,6 +112,9 @@ def _is_false_boundary(candidate: str, following: str) -> bool:
     last_word = candidate.rsplit(" ", 1)[-1].rstrip(".").lstrip("(¿¡\"'«“").lower()
     if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
         return True  # "art. 14", "J. Smith"
+    words = candidate.lower().split()
+    if len(words) >= 2 and _NUMBERED_HEADING.match(words[-2]) and re.fullmatch(r"[\divxlc]+\.", words[-1]):
+        return True  # "Artículo 20. Resolución" / "Capítulo IV. Disposiciones": heading number, not an end
     if following and (following.islower() or following.isdigit()):
         return True  # "etc. y otros", "núm. 3" style continuations
     return False

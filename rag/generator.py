@@ -76,6 +76,10 @@ class LlamaCppGenerator:
     def warm_up(self) -> None:
         _ = self.llm
 
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 

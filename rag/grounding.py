@@ -31,8 +31,8 @@ class Unit:
 class SentenceSupport:
     """How well one answer sentence is backed by the sources.
 
-    ``semantic``: best cosine to a source unit; ``lexical``: share of the sentence's content terms
-    found in the sources; ``numbers_ok``: every number in the sentence appears in the sources (a
+    ``semantic``: best cosine to a source unit; ``lexical``: largest share of the sentence's content
+    terms found in one source unit; ``numbers_ok``: every number in the sentence appears in the sources (a
     small model's favourite hallucination is a plausible-looking dose or date).
     """
 
@@ -94,16 +94,16 @@ class Grounder:
         if not sentences or not units:
             return [SentenceSupport(s, 0.0, 0.0, False, 0) for s in sentences]
         analyzer = Analyzer(language)
-        source_text = " ".join(u.text for u in units)
-        source_terms = set(analyzer.terms(source_text))
-        source_numbers = set(_NUMBER.findall(source_text))
+        unit_terms = [set(analyzer.terms(u.text)) for u in units]
+        source_numbers = set(_NUMBER.findall(" ".join(u.text for u in units)))
         vectors = self.embedder.embed(sentences + [u.text for u in units])
         sims = vectors[: len(sentences)] @ vectors[len(sentences):].T
         best = sims.argmax(axis=1)
         result = []
         for i, sentence in enumerate(sentences):
-            terms = analyzer.terms(sentence)
-            lexical = sum(t in source_terms for t in terms) / len(terms) if terms else 0.0
+            terms = set(analyzer.terms(sentence))
+            # Coverage by one source unit: words picked from different sentences do not add up.
+            lexical = max(len(terms & ut) for ut in unit_terms) / len(terms) if terms else 0.0
             numbers_ok = all(n in source_numbers for n in _NUMBER.findall(sentence))
             result.append(SentenceSupport(sentence, float(sims[i, best[i]]), lexical, numbers_ok,
                                           units[best[i]].source_index))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,18 @@ log = logging.getLogger(__name__)
 
 
 class DocumentIndex:
-    """Adds, deletes and looks up chunks in both indexes; ``save()`` persists the BM25 side."""
+    """Adds, deletes and looks up chunks in both indexes; ``save()`` persists the BM25 side.
+
+    Safe to query from several threads while one thread writes: ``lock`` serialises BM25 changes
+    and searches (Chroma handles its own concurrency).
+    """
 
     def __init__(self, index_dir: Path, collection: str = "documents", chroma_url: str | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.store = ChromaStore(path=self.index_dir / "chroma", collection=collection, url=chroma_url)
         self.bm25 = BM25Index(self.index_dir / "bm25.json.gz")
         self._analyzers = {lang: Analyzer(lang) for lang in SUPPORTED_LANGUAGES}
+        self.lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentIndex:
@@ -33,15 +39,23 @@ class DocumentIndex:
         return self._analyzers.get(language or "en", self._analyzers["en"])
 
     def add(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
-        self.store.add(chunks, embeddings)
-        self.bm25.add({c.id: self.analyzer(c.metadata.language).terms(c.text) for c in chunks})
+        terms = {c.id: self.analyzer(c.metadata.language).terms(c.text) for c in chunks}
+        with self.lock:
+            self.store.add(chunks, embeddings)
+            self.bm25.add(terms)
 
     def delete(self, ids: list[str]) -> None:
-        self.store.delete(ids)
-        self.bm25.delete(ids)
+        with self.lock:
+            self.store.delete(ids)
+            self.bm25.delete(ids)
+
+    def search_bm25(self, terms: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        with self.lock:
+            return self.bm25.search(terms, n, allowed=allowed)
 
     def save(self) -> None:
-        self.bm25.save()
+        with self.lock:
+            self.bm25.save()
 
     def reconcile(self, expected_ids: set[str]) -> int:
         """Drop chunks that no manifest entry owns (left by a run that was killed); returns how many."""

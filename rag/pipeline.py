@@ -78,6 +78,15 @@ class QueryPipeline:
         if warm is not None:
             warm()
 
+    @property
+    def ready(self) -> bool:
+        """Models loaded (backends without a load step count as loaded)."""
+        return all(getattr(part, "loaded", True) for part in (self.embedder, self.generator))
+
+    def chat(self, messages: list[Message], params: SamplingParams | None = None) -> Iterator[str]:
+        """Plain chat with the model, no documents (the API's ``use_context: false``)."""
+        yield from self.generator.stream(messages, params or SamplingParams.from_settings(self.settings))
+
     def answer(self, question: str, options: QueryOptions | None = None) -> Answer:
         answer = None
         for event in self.stream(question, options):

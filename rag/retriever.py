@@ -89,7 +89,7 @@ class HybridRetriever:
     def _bm25(self, query: str, language: str, where: dict[str, Any] | None) -> list[ScoredChunk]:
         terms = self.index.analyzer(language).terms(query)
         allowed = set(self.index.store.ids(where)) if where else None
-        found = self.index.bm25.search(terms, self.candidates, allowed=allowed)
+        found = self.index.search_bm25(terms, self.candidates, allowed=allowed)
         chunks = self.index.store.get([cid for cid, _ in found])
         return [ScoredChunk(chunks[cid], score, {"bm25": rank})
                 for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]

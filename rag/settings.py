@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     api_key: str | None = Field(None, description="When set, required as a Bearer token on every route but /health.")
+    upload_dir: Path | None = Field(None, description="Where uploaded documents are kept; default: <index_dir>/uploads.")
+    max_upload_mb: float = Field(50.0, gt=0, le=4096, description="Largest accepted upload, in MB.")
+    background_ingest_mb: float = Field(
+        2.0, ge=0, description="Uploads larger than this are ingested as a background job (GET /v1/ingest/jobs/{id}).")
+    max_waiting_requests: int = Field(
+        4, ge=0, le=1000, description="Requests allowed to wait for the model; the next one gets 503 + Retry-After.")
+
+    @property
+    def uploads(self) -> Path:
+        return self.upload_dir or Path(self.index_dir) / "uploads"
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: object) -> Settings:

@@ -145,3 +145,28 @@ def outbound_blocked() -> Iterator[list[str]]:
     finally:
         socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
         socket.getaddrinfo = real_getaddrinfo
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn server on a free loopback port; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -34,3 +34,8 @@ def test_analyzer_folds_stops_and_stems_the_same_on_both_sides():
     assert Analyzer("en").terms("running children") == ["run", "children"]
     with pytest.raises(ValueError, match="language"):
         Analyzer("xx")
+
+
+def test_numbered_headings_stay_whole():
+    assert split_sentences("Artículo 20. Resolución del procedimiento. El plazo es de tres meses.") == [
+        "Artículo 20. Resolución del procedimiento.", "El plazo es de tres meses."]

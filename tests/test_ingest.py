@@ -86,3 +86,12 @@ def test_dry_run_changes_nothing(tmp_path, demo_copy, embedder):
     report = _ingestor(tmp_path / "index", embedder).run(demo_copy, dry_run=True)
     assert len(report.ingested) == 4
     assert _ingestor(tmp_path / "index", embedder).index.store.count() == 0
+
+
+def test_single_file_ingest_leaves_the_rest_alone(tmp_path, demo_copy, embedder):
+    index_dir = tmp_path / "index"
+    _ingestor(index_dir, embedder).run(demo_copy)
+    before = _state(_ingestor(index_dir, embedder))
+    report = _ingestor(index_dir, embedder).run(demo_copy / "politica_teletrabajo.md")
+    assert report.removed == [] and report.unchanged == ["politica_teletrabajo.md"]
+    assert _state(_ingestor(index_dir, embedder)) == before

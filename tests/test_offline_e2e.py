@@ -2,11 +2,8 @@
 
 import json
 import socket
-import threading
-import time
 
 import httpx
-import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -14,15 +11,9 @@ from rag.cli import main
 from rag.index import DocumentIndex
 from rag.pipeline import QueryPipeline
 from rag.settings import Settings
-from tests.conftest import DATA, outbound_blocked
+from tests.conftest import DATA, outbound_blocked, serve
 
 QUESTION = "¿Cuál es la dosis máxima diaria de paracetamol por vía oral en adultos?"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedder, llm):
@@ -43,28 +34,17 @@ def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedd
         # HTTP, in-process and through a real server on loopback, with the real models.
         settings = Settings(index_dir=index_dir)
         pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, llm)
+        pipeline.warm_up()
         app = create_app(settings, pipeline=pipeline)
         response = TestClient(app).post("/v1/query", json={"question": QUESTION})
         assert response.status_code == 200
         assert response.json()["citations"][0]["source"] == "prospecto_paracetamol.pdf"
 
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            for _ in range(100):
-                if server.started:
-                    break
-                time.sleep(0.1)
-            base = f"http://127.0.0.1:{port}"
+        with serve(app) as base:
             assert httpx.get(f"{base}/health").json() == {"status": "ok"}
             answer = httpx.post(f"{base}/v1/query", json={"question": "What does error E7 mean?"}, timeout=120)
             assert answer.status_code == 200
             assert answer.json()["citations"][0]["source"] == "thermolink_t200_manual.pdf"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
     assert attempts == [], f"outbound network attempts: {attempts}"
 
 

@@ -45,7 +45,8 @@ class Sentence:
 def sentences_of(elements: list[Element], max_tokens: int, count_tokens: TokenCounter) -> list[Sentence]:
     """Every non-table element's sentences in document order; sentences over budget are cut by words."""
     found = [Sentence(s, e.page, e.section, e.element_type) for e in elements
-             if e.element_type != ElementType.TABLE for s in split_sentences(e.text)]
+             if e.element_type != ElementType.TABLE
+             for s in ([" ".join(e.text.split())] if e.element_type == ElementType.TITLE else split_sentences(e.text))]
     if not found:
         return []
     sizes = count_tokens([s.text for s in found])

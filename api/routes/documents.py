@@ -1,0 +1,86 @@
+"""Document management: upload or post text, list, inspect, delete; large uploads as background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from api.schemas import IngestTextRequest
+from api.services import Services
+from api.uploads import UploadError, check_content, safe_name, store
+
+router = APIRouter(tags=["documents"])
+
+
+async def _ingest_now_or_later(services: Services, path: Path) -> JSONResponse:
+    if path.stat().st_size > services.settings.background_ingest_mb * 1e6:
+        job = services.jobs.submit(path.name, lambda: services.ingest(path))
+        return JSONResponse(status_code=202, content={"job": job.to_dict(),
+                                                      "status_url": f"/v1/ingest/jobs/{job.id}"})
+    result = await asyncio.to_thread(services.ingest, path)
+    if result["failed"]:
+        path.unlink(missing_ok=True)  # nothing of a refused upload is kept
+        failure = result["failed"][0]
+        detail = f"{failure['source']}: {failure['reason']}" + (f" ({failure['detail']})" if failure["detail"] else "")
+        raise HTTPException(422, detail)
+    return JSONResponse(status_code=200, content=result)
+
+
+@router.post("/v1/ingest/file", status_code=200, responses={202: {"description": "queued as a background job"}})
+async def ingest_file(services: ServicesDep, file: UploadFile = File(...)) -> JSONResponse:
+    limit = int(services.settings.max_upload_mb * 1e6)
+    data = await file.read(limit + 1)
+    try:
+        name = safe_name(file.filename or "")
+        check_content(name, data, limit)
+        path = store(services.settings.uploads, name, data)
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    return await _ingest_now_or_later(services, path)
+
+
+@router.post("/v1/ingest/text")
+async def ingest_text(body: IngestTextRequest, services: ServicesDep) -> JSONResponse:
+    try:
+        name = safe_name(body.file_name)
+        if Path(name).suffix.lower() not in {".txt", ".md"}:
+            name = f"{name}.txt"
+        data = body.text.encode("utf-8")
+        check_content(name, data, int(services.settings.max_upload_mb * 1e6))
+        path = store(services.settings.uploads, name, data)
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    return await _ingest_now_or_later(services, path)
+
+
+@router.get("/v1/ingest/jobs/{job_id}")
+def ingest_job(job_id: str, services: ServicesDep) -> dict:
+    job = services.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no ingestion job {job_id!r}")
+    return job.to_dict()
+
+
+@router.get("/v1/documents")
+def list_documents(services: ServicesDep) -> dict:
+    return {"object": "list", "data": services.documents()}
+
+
+@router.get("/v1/documents/{doc_id}")
+def get_document(doc_id: str, services: ServicesDep) -> dict:
+    found = services.find(doc_id)
+    if found is None:
+        raise HTTPException(404, f"document {doc_id!r} not found; GET /v1/documents lists them")
+    return services.document(found)
+
+
+@router.delete("/v1/documents/{doc_id}")
+async def delete_document(doc_id: str, services: ServicesDep) -> dict:
+    deleted = await asyncio.to_thread(services.delete, doc_id)
+    if deleted is None:
+        raise HTTPException(404, f"document {doc_id!r} not found; GET /v1/documents lists them")
+    return {"deleted": deleted}

@@ -1,0 +1,129 @@
+"""OpenAI-compatible routes, so the official ``openai`` client works against this server.
+
+``POST /v1/chat/completions`` answers the last user message over the documents (earlier turns and
+system messages are passed on) and puts the citations in ``choices[i].sources``, as PrivateGPT does;
+``use_context: false`` is a plain chat with the local model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import StreamingResponse
+
+from api.deps import ServicesDep, require_ready
+from api.routes.query import guarded_stream, sampling, to_filters
+from api.schemas import ChatRequest, EmbeddingsRequest
+from api.services import Services
+from rag.generator import Message
+from rag.pipeline import QueryOptions
+from rag.types import Answer
+
+router = APIRouter(tags=["openai"], dependencies=[Depends(require_ready)])
+
+
+@router.get("/v1/models")
+def models(services: ServicesDep) -> dict:
+    return {"object": "list", "data": [{"id": services.pipeline.generator.model_id, "object": "model",
+                                        "created": 0, "owned_by": "local"}]}
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingsRequest, services: ServicesDep) -> dict:
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts or any(not t for t in texts) or len(texts) > 2048:
+        raise HTTPException(422, "input must be a non-empty string or a list of 1 to 2048 non-empty strings")
+    vectors = await asyncio.to_thread(services.pipeline.embedder.embed, texts)
+    return {"object": "list", "model": services.pipeline.embedder.model_id,
+            "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+
+
+def _split_messages(body: ChatRequest) -> tuple[str, list[Message]]:
+    """The question (last user message) and the earlier turns, system messages included."""
+    messages = [m.model_dump() for m in body.messages]
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    if last_user is None or not messages[last_user]["content"].strip():
+        raise HTTPException(422, "messages must contain a non-empty user message")
+    return messages[last_user]["content"], messages[:last_user]
+
+
+def _sources(answer: Answer) -> list[dict]:
+    return [{"source": c.source, "page": c.page, "chunk_id": c.chunk_id, "score": c.score, "text": c.text}
+            for c in answer.citations]
+
+
+def _completion(model: str, content: str, sources: list[dict] | None, trace: dict | None) -> dict:
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    if sources is not None:
+        choice["sources"] = sources
+    body = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [choice], "usage": {"prompt_tokens": 0, "completion_tokens": 0,
+                                                           "total_tokens": 0}}
+    if trace is not None:
+        body["trace"] = trace
+    return body
+
+
+def _chunk(completion_id: str, model: str, delta: dict, finish: str | None = None,
+           sources: list[dict] | None = None) -> str:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    if sources is not None:
+        choice["sources"] = sources
+    payload = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
+               "model": model, "choices": [choice]}
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatRequest, services: ServicesDep):
+    question, history = _split_messages(body)
+    params = sampling(services, temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_tokens,
+                      seed=body.seed)
+    model = services.pipeline.generator.model_id
+    services.gate.enter()
+    if body.stream:
+        return StreamingResponse(guarded_stream(services, _stream(services, body, question, history, params)),
+                                 media_type="text/event-stream")
+    try:
+        if not body.use_context:
+            messages = history + [{"role": "user", "content": question}]
+            text = await asyncio.to_thread(lambda: "".join(services.pipeline.chat(messages, params)))
+            return _completion(model, text.strip(), None, None)
+        options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
+                               sampling=params, history=tuple(history))
+        answer = await asyncio.to_thread(services.pipeline.answer, question, options)
+    finally:
+        services.gate.leave()
+    return _completion(model, answer.text, _sources(answer) if body.include_sources else None,
+                       answer.trace.to_dict())
+
+
+def _stream(services: Services, body: ChatRequest, question: str, history: list[Message], params) -> Iterator[str]:
+    """Server-sent chunks. With documents, the text is sent once the grounding check has passed it
+    (``generative`` mode streams tokens as they come, unchecked); sources ride on the last chunk."""
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    model = services.pipeline.generator.model_id
+    yield _chunk(completion_id, model, {"role": "assistant"})
+    if not body.use_context:
+        for piece in services.pipeline.chat(history + [{"role": "user", "content": question}], params):
+            yield _chunk(completion_id, model, {"content": piece})
+        yield _chunk(completion_id, model, {}, "stop")
+    else:
+        options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
+                               sampling=params, history=tuple(history))
+        live = (body.answer_mode or services.settings.answer_mode) == "generative"
+        for event in services.pipeline.stream(question, options):
+            if isinstance(event, Answer):
+                if not live:
+                    for start in range(0, len(event.text), 16):
+                        yield _chunk(completion_id, model, {"content": event.text[start:start + 16]})
+                yield _chunk(completion_id, model, {}, "stop", _sources(event) if body.include_sources else None)
+            elif live:
+                yield _chunk(completion_id, model, {"content": event})
+    yield "data: [DONE]\n\n"

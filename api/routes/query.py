@@ -1,0 +1,107 @@
+"""Question answering and retrieval-only routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from api.deps import ServicesDep, require_ready
+from api.schemas import ChunksRequest, ChunksResponse, QueryFilters, QueryResponse, QueryStreamRequest
+from api.services import Services
+from rag.generator import SamplingParams
+from rag.pipeline import QueryOptions
+from rag.retriever import Filters
+from rag.types import Answer
+
+router = APIRouter(tags=["query"], dependencies=[Depends(require_ready)])
+
+
+def to_filters(filters: QueryFilters | None) -> Filters | None:
+    if filters is None:
+        return None
+    return Filters(tuple(filters.sources), tuple(filters.element_types), filters.page_min, filters.page_max)
+
+
+def sampling(services: Services, **overrides: object) -> SamplingParams:
+    base = SamplingParams.from_settings(services.settings)
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def sse(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def guarded_stream(services: Services, events: Iterator[str]) -> Iterator[str]:
+    """Yield from ``events`` and give the model gate back when the stream ends (or the client leaves)."""
+    try:
+        yield from events
+    finally:
+        services.gate.leave()
+
+
+@router.post("/v1/query", response_model=QueryResponse,
+             responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "model busy or loading"}})
+async def query(body: QueryStreamRequest, services: ServicesDep):
+    """Answer a question from the documents, with citations; ``stream: true`` sends server-sent events:
+    ``token`` events as the model writes, then one ``answer`` event with the final answer, citations and
+    trace (the final answer replaces the tokens when the grounding check rejects them)."""
+    options = QueryOptions(top_k=body.top_k, filters=to_filters(body.filters), answer_mode=body.answer_mode,
+                           retrieval_mode=body.retrieval_mode,
+                           sampling=sampling(services, temperature=body.temperature, top_p=body.top_p,
+                                             max_tokens=body.max_tokens, seed=body.seed))
+    services.gate.enter()
+    if body.stream:
+        def events() -> Iterator[str]:
+            started = time.perf_counter()
+            for event in services.pipeline.stream(body.question, options):
+                if isinstance(event, Answer):
+                    event.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
+                    yield sse("answer", event.to_dict())
+                else:
+                    yield sse("token", {"text": event})
+
+        return StreamingResponse(guarded_stream(services, events()), media_type="text/event-stream")
+    try:
+        started = time.perf_counter()
+        answer = await asyncio.to_thread(services.pipeline.answer, body.question, options)
+    finally:
+        services.gate.leave()
+    answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
+    return answer.to_dict()
+
+
+@router.post("/v1/chunks", response_model=ChunksResponse)
+async def chunks(body: ChunksRequest, services: ServicesDep) -> dict:
+    """Retrieval only: the best chunks for a text, with their documents (no model involved)."""
+    pipeline = services.pipeline
+
+    def run() -> list[dict]:
+        from rag.analysis import detect_language
+
+        hits = pipeline.retriever.retrieve(body.text, detect_language(body.text), top_k=body.limit,
+                                           filters=to_filters(body.filters)).hits
+        return [_chunk_out(services, h.chunk, h.score, body.prev_next_chunks) for h in hits]
+
+    return {"object": "list", "data": await asyncio.to_thread(run)}
+
+
+def _chunk_out(services: Services, chunk, score: float, neighbours: int) -> dict:
+    meta = chunk.metadata
+    previous, following = [], []
+    if neighbours:
+        entry = services.find(meta.doc_id)
+        ids = entry[1].chunk_ids if entry else []
+        if chunk.id in ids:
+            at = ids.index(chunk.id)
+            around = services.pipeline.index.store.get(ids[max(0, at - neighbours):at + neighbours + 1])
+            previous = [around[i].text for i in ids[max(0, at - neighbours):at] if i in around]
+            following = [around[i].text for i in ids[at + 1:at + neighbours + 1] if i in around]
+    return {"chunk_id": chunk.id, "text": chunk.text, "score": score, "source": meta.source, "page": meta.page,
+            "element_type": str(meta.element_type), "document_id": meta.doc_id,
+            "previous_texts": previous, "next_texts": following}

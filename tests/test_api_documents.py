@@ -1,0 +1,149 @@
+"""Document routes, auth, uploads and model admission, with TestClient over a private index."""
+
+import io
+import zipfile
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from ingest.pipeline import FolderIngestor
+from rag.index import DocumentIndex
+from rag.pipeline import QueryPipeline
+from rag.settings import Settings
+from tests.conftest import DATA, ScriptedGenerator
+
+KEY = {"authorization": "Bearer k3y"}
+
+
+class SlowToLoadGenerator(ScriptedGenerator):
+    loaded = False
+
+
+@pytest.fixture
+def app_parts(tmp_path, embedder):
+    settings = Settings(index_dir=tmp_path / "index", api_key="k3y", max_upload_mb=0.5, background_ingest_mb=0.02)
+    FolderIngestor(settings, embedder=embedder).run(DATA / "politica_teletrabajo.md")
+    pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder,
+                             ScriptedGenerator(*["Hasta tres días por semana [1]."] * 10))
+    return settings, pipeline
+
+
+@pytest.fixture
+def client(app_parts):
+    settings, pipeline = app_parts
+    return TestClient(create_app(settings, pipeline=pipeline))
+
+
+def test_api_key_required_everywhere_but_health(client):
+    assert client.get("/health").status_code == 200
+    for method, path in [("get", "/ready"), ("get", "/v1/documents"), ("get", "/v1/models"),
+                         ("post", "/v1/query"), ("post", "/v1/chat/completions"), ("post", "/v1/chunks")]:
+        assert getattr(client, method)(path).status_code == 401, path
+    assert client.get("/v1/documents", headers={"authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/v1/documents", headers={"x-api-key": "k3y"}).status_code == 200
+    assert client.get("/ready", headers=KEY).json()["status"] == "ready"
+
+
+def test_text_ingest_list_get_delete(client, app_parts):
+    _, pipeline = app_parts
+    created = client.post("/v1/ingest/text", headers=KEY,
+                          json={"file_name": "../../horario", "text": "La farmacia abre los sábados de 10:00 a 14:00."})
+    assert created.status_code == 200, created.text
+    doc = created.json()["documents"][0]
+    assert doc["source"] == "horario.txt" and doc["chunks"] >= 1
+    listed = {d["source"]: d["id"] for d in client.get("/v1/documents", headers=KEY).json()["data"]}
+    assert set(listed) == {"politica_teletrabajo.md", "horario.txt"}
+    assert client.get(f"/v1/documents/{doc['id']}", headers=KEY).json()["source"] == "horario.txt"
+    hits = client.post("/v1/chunks", headers=KEY, json={"text": "sábados farmacia", "limit": 3}).json()["data"]
+    assert hits[0]["source"] == "horario.txt"
+
+    assert client.delete(f"/v1/documents/{doc['id']}", headers=KEY).status_code == 200
+    index = pipeline.index
+    assert not any(cid.startswith(doc["id"]) for cid in index.store.ids())
+    assert not any(cid.startswith(doc["id"]) for cid in index.bm25.ids())
+    assert client.get(f"/v1/documents/{doc['id']}", headers=KEY).status_code == 404
+    assert client.delete(f"/v1/documents/{doc['id']}", headers=KEY).status_code == 404
+
+
+def test_file_upload_and_background_job(client, app_parts):
+    settings, _ = app_parts
+    data = (DATA / "clinic_visitor_faq.docx").read_bytes()  # larger than background_ingest_mb: a job
+    response = client.post("/v1/ingest/file", headers=KEY,
+                           files={"file": ("clinic_visitor_faq.docx", data, "application/octet-stream")})
+    assert response.status_code == 202
+    job_url = response.json()["status_url"]
+    import time
+    for _ in range(200):
+        job = client.get(job_url, headers=KEY).json()
+        if job["state"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert job["state"] == "done", job
+    assert (settings.uploads / "clinic_visitor_faq.docx").exists()
+    assert "clinic_visitor_faq.docx" in [d["source"] for d in client.get("/v1/documents", headers=KEY).json()["data"]]
+    assert client.get("/v1/ingest/jobs/nope", headers=KEY).status_code == 404
+
+
+def _docx_named_pptx() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("word/document.xml", "<w/>")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("name", "content", "status", "words"), [
+    ("notes.pdf", b"hello, I am text", 415, "not a PDF"),
+    ("slides.pptx", _docx_named_pptx(), 415, "another kind"),
+    ("script.sh", b"echo hi", 415, "unsupported file type"),
+    ("big.txt", b"a" * 600_000, 413, "upload limit"),
+    ("empty.txt", b"", 400, "empty"),
+    ("..", b"x", 400, "invalid"),
+])
+def test_bad_uploads_are_refused_with_a_reason(client, name, content, status, words):
+    response = client.post("/v1/ingest/file", headers=KEY, files={"file": (name, content, "application/octet-stream")})
+    assert response.status_code == status and words in response.json()["detail"]
+
+
+def test_encrypted_pdf_without_password_is_a_422(client, shared):
+    pdf = (shared / "corpus" / "pdf_hard" / "encrypted_aes128_r4_user-asdfzxcv.pdf").read_bytes()
+    response = client.post("/v1/ingest/file", headers=KEY, files={"file": ("locked.pdf", pdf, "application/pdf")})
+    assert response.status_code == 422 and "password required" in response.json()["detail"]
+
+
+def test_model_not_loaded_is_a_503(app_parts):
+    settings, pipeline = app_parts
+    loading = QueryPipeline(settings, pipeline.index, pipeline.embedder, SlowToLoadGenerator())
+    client = TestClient(create_app(settings, pipeline=loading))
+    response = client.post("/v1/query", headers=KEY, json={"question": "hola"})
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert client.get("/ready", headers=KEY).status_code == 503
+
+
+def test_busy_model_is_a_503_with_retry_after(client):
+    gate = client.app.state.services.gate
+    for _ in range(gate.capacity):
+        gate.enter()
+    try:
+        response = client.post("/v1/query", headers=KEY, json={"question": "¿Cuántos días se teletrabaja?"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    finally:
+        for _ in range(gate.capacity):
+            gate.leave()
+    assert client.post("/v1/query", headers=KEY, json={"question": "¿Cuántos días se teletrabaja?"}).status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": []}, {"messages": [{"role": "user", "content": "  "}]},
+    {"messages": [{"role": "robot", "content": "hi"}]}, {"model": "x"},
+])
+def test_bad_chat_bodies_are_422(client, body):
+    assert client.post("/v1/chat/completions", headers=KEY, json=body).status_code == 422
+
+
+def test_bad_embeddings_and_chunks_are_422(client):
+    assert client.post("/v1/embeddings", headers=KEY, json={"input": []}).status_code == 422
+    assert client.post("/v1/embeddings", headers=KEY, json={"input": 3}).status_code == 422
+    assert client.post("/v1/chunks", headers=KEY, json={"text": "x", "limit": 0}).status_code == 422
+    vectors = client.post("/v1/embeddings", headers=KEY, json={"input": ["hola", "adiós"]}).json()["data"]
+    assert len(vectors) == 2 and len(vectors[0]["embedding"]) == 384
