@@ -37,12 +37,13 @@ def sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def guarded_stream(services: Services, events: Iterator[str]) -> Iterator[str]:
+def guarded_stream(services: Services, events: Iterator[str], gated: bool = True) -> Iterator[str]:
     """Yield from ``events`` and give the model gate back when the stream ends (or the client leaves)."""
     try:
         yield from events
     finally:
-        services.gate.leave()
+        if gated:
+            services.gate.leave()
 
 
 @router.post("/v1/query", response_model=QueryResponse,
@@ -55,7 +56,10 @@ async def query(body: QueryStreamRequest, services: ServicesDep):
                            retrieval_mode=body.retrieval_mode,
                            sampling=sampling(services, temperature=body.temperature, top_p=body.top_p,
                                              max_tokens=body.max_tokens, seed=body.seed))
-    services.gate.enter()
+    # Extractive answers never touch the model: they skip the gate and run fully concurrently.
+    gated = (body.answer_mode or services.settings.answer_mode) != "extractive"
+    if gated:
+        services.gate.enter()
     if body.stream:
         def events() -> Iterator[str]:
             started = time.perf_counter()
@@ -66,12 +70,13 @@ async def query(body: QueryStreamRequest, services: ServicesDep):
                 else:
                     yield sse("token", {"text": event})
 
-        return StreamingResponse(guarded_stream(services, events()), media_type="text/event-stream")
+        return StreamingResponse(guarded_stream(services, events(), gated), media_type="text/event-stream")
     try:
         started = time.perf_counter()
         answer = await asyncio.to_thread(services.pipeline.answer, body.question, options)
     finally:
-        services.gate.leave()
+        if gated:
+            services.gate.leave()
     answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return answer.to_dict()
 
