@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, IngestError
 from ingest.tables import Table
+from rag.analysis import fold_accents
 from rag.types import Element, ElementType
 
 log = logging.getLogger(__name__)
@@ -15,6 +16,18 @@ log = logging.getLogger(__name__)
 # A page line is treated as part of a table (and left out of the page text) when at least this
 # share of its words are cell words of a table on the same page.
 _TABLE_LINE_OVERLAP = 0.8
+# Page headers/footers: a line among the first or last _EDGE_LINES of a page whose text (digits
+# ignored) recurs on at least this share of the pages (and on 3 pages or more).
+_EDGE_LINES = 3
+_BOILERPLATE_SHARE = 0.3
+# Heading levels by keyword (accent-folded); unknown kinds sit at the article level.
+_LEVELS = {"titulo": 0, "anexo": 0, "capitulo": 1, "chapter": 1, "seccion": 2, "section": 2, "annex": 0,
+           "articulo": 3, "article": 3, "disposicion": 3}
+_TOC_LEADER = re.compile(r"(\.\s?){4,}\s*\d+\s*$")  # "Artículo 49. Límites ........ 36" is a contents line
+# Numbered headings in statutes and manuals: "Artículo 20. Resolución.", "CAPÍTULO II", "Article 3".
+_HEADING = re.compile(
+    r"^\s*((art[íi]culo|cap[íi]tulo|t[íi]tulo|secci[óo]n|disposici[óo]n (adicional|transitoria|derogatoria|final)"
+    r"|anexo|article|chapter|section|annex)\s+([0-9]+|[IVXLC]+|[a-záéíóú]+)\b.{0,120})$", re.IGNORECASE)
 
 
 class PdfParser:
@@ -49,16 +62,32 @@ class PdfParser:
             raise IngestError(source, NO_TEXT_LAYER, f"{len(page_texts)} pages without extractable text")
 
         tables = self._tables(path, source, password)
+        boilerplate = _boilerplate(page_texts)
+        outline = _outline_by_page(reader, len(page_texts))
         elements: list[Element] = []
+        headings: dict[int, str] = {}  # level -> heading text in force
         for number, text in enumerate(page_texts, start=1):
             page_tables = tables.get(number, [])
+            text = _drop_edges(text, boilerplate)
+            text = _drop_table_lines(text, page_tables)
+            base = outline.get(number)
+            block: list[str] = []
+            for line in text.splitlines():
+                match = _HEADING.match(line)
+                if match and not _TOC_LEADER.search(line):
+                    _flush(elements, block, source, number, _path(base, headings))
+                    level = _LEVELS.get(fold_accents(match.group(2).split()[0]), 3)
+                    headings = {lv: h for lv, h in headings.items() if lv < level}
+                    headings[level] = " ".join(match.group(1).split())
+                    elements.append(Element(headings[level], source, number, ElementType.TITLE,
+                                            _path(base, headings)))
+                else:
+                    block.append(line)
+            _flush(elements, block, source, number, _path(base, headings))
             for t_index, table in enumerate(page_tables, start=1):
                 elements.append(Element(table.to_markdown(), source, number, ElementType.TABLE,
-                                        table_id=f"p{number}-t{t_index}"))
-            text = _drop_table_lines(text, page_tables)
-            if text.strip():
-                elements.append(Element(text, source, number, ElementType.TEXT))
-        return sorted(elements, key=lambda e: (e.page or 0, e.element_type != ElementType.TEXT))
+                                        _path(base, headings), table_id=f"p{number}-t{t_index}"))
+        return elements
 
     def _unlock(self, reader, source: str) -> str | None:
         if not reader.is_encrypted:
@@ -99,3 +128,89 @@ def _drop_table_lines(text: str, tables: list[Table]) -> str:
             continue
         kept.append(line)
     return "\n".join(kept)
+
+
+def _flush(elements: list[Element], block: list[str], source: str, page: int, section: str | None) -> None:
+    text = "\n".join(block).strip()
+    if text:
+        elements.append(Element(text, source, page, ElementType.TEXT, section))
+    block.clear()
+
+
+def _path(base: str | None, headings: dict[int, str]) -> str | None:
+    """Outline path, then the numbered headings in force by level (Título > Capítulo > Artículo).
+
+    Outline leaves that are themselves numbered headings give way to the headings found in the text.
+    """
+    parts = base.split(" > ") if base else []
+    if headings:
+        while parts and _HEADING.match(parts[-1]):
+            parts.pop()
+        parts += [headings[level] for level in sorted(headings)]
+    return " > ".join(parts) or None
+
+
+def _normalise(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.split())).lower()
+
+
+def _edges(lines: list[str]) -> list[str]:
+    lines = [ln for ln in lines if ln.strip()]
+    return lines[:_EDGE_LINES] + lines[-_EDGE_LINES:] if len(lines) > 2 * _EDGE_LINES else lines
+
+
+def _boilerplate(page_texts: list[str]) -> set[str]:
+    """Normalised lines that recur at the top or bottom of many pages (running headers, footers)."""
+    if len(page_texts) < 3:
+        return set()
+    counts: dict[str, int] = {}
+    for text in page_texts:
+        for line in set(_normalise(ln) for ln in _edges(text.splitlines())):
+            if line:
+                counts[line] = counts.get(line, 0) + 1
+    needed = max(3, _BOILERPLATE_SHARE * len(page_texts))
+    return {line for line, count in counts.items() if count >= needed}
+
+
+def _drop_edges(text: str, boilerplate: set[str]) -> str:
+    if not boilerplate:
+        return text
+    lines = text.splitlines()
+    edge = set(_edges(lines))
+    return "\n".join(ln for ln in lines if not (ln in edge and _normalise(ln) in boilerplate))
+
+
+def _outline_by_page(reader, pages: int) -> dict[int, str]:
+    """The outline (bookmarks) path in force at the start of each page, e.g. "Título I > Capítulo II"."""
+    marks: list[tuple[int, int, str]] = []
+
+    def walk(items, depth: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, depth + 1)
+                continue
+            try:
+                page = reader.get_destination_page_number(item) + 1
+            except Exception:  # noqa: BLE001 - a broken bookmark is skipped, not fatal
+                continue
+            title = " ".join(str(getattr(item, "title", "") or "").split())
+            if title and page >= 1:
+                marks.append((page, len(marks), f"{depth}\x00{title}"))
+
+    try:
+        walk(reader.outline, 0)
+    except Exception:  # noqa: BLE001 - no or unreadable outline: sections come from headings only
+        return {}
+    marks.sort()
+    by_page: dict[int, str] = {}
+    stack: list[tuple[int, str]] = []
+    at = 0
+    for page in range(1, pages + 1):
+        while at < len(marks) and marks[at][0] <= page:
+            depth_s, title = marks[at][2].split("\x00", 1)
+            depth = int(depth_s)
+            stack = [(d, t) for d, t in stack if d < depth] + [(depth, title)]
+            at += 1
+        if stack:
+            by_page[page] = " > ".join(t for _, t in stack)
+    return by_page

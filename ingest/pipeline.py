@@ -8,6 +8,7 @@ repaired by the next (orphaned chunks are dropped, unfinished files redone).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -110,13 +111,13 @@ class FolderIngestor:
     @property
     def chunker(self) -> Chunker:
         if self._chunker is None:
-            self._chunker = make_chunker(self.settings, self.embedder.count_tokens)
+            self._chunker = make_chunker(self.settings, self.embedder.count_tokens, self.embedder.embed)
         return self._chunker
 
     def config_parts(self, suffix: str) -> dict[str, object]:
         parser = self.pdf.version if suffix == ".pdf" else self.office.version
-        return {"parser": parser, "chunker": self.settings.chunker, "max_tokens": self.settings.chunk_max_tokens,
-                "window": self.settings.window_sentences, "embedder": self.embedder.model_id}
+        return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
+                "embedder": self.embedder.model_id}
 
     def plan(self, root: Path) -> Plan:
         root = root.resolve()
@@ -223,12 +224,13 @@ class FolderIngestor:
                 mtime: float | None) -> list[Chunk]:
         language = detect_language(" ".join(e.text for e in elements[:20])[:5000])
         now = time.time()
+        params = json.dumps(self.chunker.params(), sort_keys=True)
         chunks = []
         for ordinal, draft in enumerate(self.chunker.split(elements)):
             meta = ChunkMetadata(
                 source=planned.source, page=draft.page, page_end=draft.page_end, element_type=draft.element_type,
                 section=draft.section, table_id=draft.table_id, doc_id=doc_id, doc_hash=planned.content_hash,
-                chunker=self.chunker.name, language=language, file_mtime=mtime, ingested_at=now,
+                chunker=self.chunker.name, chunker_params=params, language=language, file_mtime=mtime, ingested_at=now,
                 ordinal=ordinal, window=draft.window)
             chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
         return chunks

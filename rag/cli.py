@@ -8,9 +8,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 from rag.offline import ensure_offline
-from rag.settings import Settings
+from rag.settings import ChunkerName, Settings
+
+CHUNKERS = list(get_args(ChunkerName))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -112,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="ingest a folder or file into the index")
     p.add_argument("path")
     p.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
-    p.add_argument("--chunker", choices=["sentence-window", "fixed"], help="chunking strategy (RAG_CHUNKER)")
+    p.add_argument("--chunker", choices=CHUNKERS, help="chunking strategy (RAG_CHUNKER)")
     p.add_argument("--dry-run", action="store_true", help="print what would change and stop")
     p.add_argument("--quiet", action="store_true", help="no per-file progress")
     p.set_defaults(func=cmd_ingest)
@@ -139,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="qrels split (default: the only or 'dev' or 'test')")
     p.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="cut-offs")
     p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid", help="retrieval mode")
-    p.add_argument("--chunker", choices=["sentence-window", "fixed"], help="chunking strategy")
+    p.add_argument("--chunker", choices=CHUNKERS, help="chunking strategy")
     p.add_argument("--json", help="write the metrics as JSON to this file")
     p.set_defaults(func=cmd_eval)
     return parser

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     chunker: ChunkerName = Field("sentence-window", description="Chunking strategy used at ingestion.")
     chunk_max_tokens: int = Field(200, ge=16, le=512, description="Largest chunk, in embedder tokens.")
     window_sentences: int = Field(2, ge=0, le=10, description="Sentence window: neighbours kept on each side.")
+    semantic_percentile: float = Field(95.0, gt=0, lt=100, description="Semantic chunker: breakpoint percentile.")
+    dp_initial_threshold: float = Field(0.6, ge=-1, le=1, description="Double-pass: join the 2nd sentence.")
+    dp_appending_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: append while similar.")
+    dp_merging_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: merge neighbouring chunks.")
+    dp_merging_range: int = Field(1, ge=1, le=2, description="Double-pass: dissimilar chunks a merge may bridge.")
     pdf_passwords: list[str] = Field(default_factory=list, description="Passwords tried on encrypted PDFs.")
 
     # --- retrieval ---------------------------------------------------------------------------

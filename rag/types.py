@@ -43,6 +43,7 @@ class ChunkMetadata:
     doc_id: str = ""
     doc_hash: str = ""
     chunker: str = ""
+    chunker_params: str = ""  # JSON, so that it stays a flat Chroma value
     language: str | None = None
     file_mtime: float | None = None
     ingested_at: float | None = None

@@ -93,3 +93,31 @@ def table_chunks(elements: list[Element], max_tokens: int, count_tokens: TokenCo
 def _table_draft(element: Element, lines: list[str]) -> ChunkDraft:
     return ChunkDraft("\n".join(lines), element.page, element.page, ElementType.TABLE, element.section,
                       element.table_id)
+
+
+def draft_of(group: list[Sentence]) -> ChunkDraft:
+    """One chunk from consecutive sentences: pages span first to last, one element type if shared."""
+    pages = [s.page for s in group if s.page is not None]
+    kinds = {s.element_type for s in group}
+    kind = kinds.pop() if len(kinds) == 1 else ElementType.TEXT
+    return ChunkDraft(" ".join(s.text for s in group), min(pages, default=None), max(pages, default=None), kind,
+                      group[0].section)
+
+
+def pack(sentences: list[Sentence], count_tokens: TokenCounter, max_tokens: int) -> list[ChunkDraft]:
+    """Consecutive sentences packed greedily into chunks of at most ``max_tokens``."""
+    if not sentences:
+        return []
+    drafts: list[ChunkDraft] = []
+    group: list[Sentence] = []
+    used = 0
+    for sentence, size in zip(sentences, count_tokens([s.text for s in sentences]), strict=True):
+        # +1 per sentence for the joining space, which can add a word piece.
+        if group and used + size + 1 > max_tokens:
+            drafts.append(draft_of(group))
+            group, used = [], 0
+        group.append(sentence)
+        used += size + 1
+    if group:
+        drafts.append(draft_of(group))
+    return drafts
