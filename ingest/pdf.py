@@ -23,6 +23,8 @@ _BOILERPLATE_SHARE = 0.3
 # Heading levels by keyword (accent-folded); unknown kinds sit at the article level.
 _LEVELS = {"titulo": 0, "anexo": 0, "capitulo": 1, "chapter": 1, "seccion": 2, "section": 2, "annex": 0,
            "articulo": 3, "article": 3, "disposicion": 3}
+_TEXT_STRATEGY = {"vertical_strategy": "text", "horizontal_strategy": "text"}
+_FIGURE = re.compile(r"[\d.,:%$€()\-–+/ ]+")  # numbers, amounts, percentages, times, dates
 _TOC_LEADER = re.compile(r"(\.\s?){4,}\s*\d+\s*$")  # "Artículo 49. Límites ........ 36" is a contents line
 # Numbered headings in statutes and manuals: "Artículo 20. Resolución.", "CAPÍTULO II", "Article 3".
 _HEADING = re.compile(
@@ -61,7 +63,7 @@ class PdfParser:
         if not any(t.strip() for t in page_texts):
             raise IngestError(source, NO_TEXT_LAYER, f"{len(page_texts)} pages without extractable text")
 
-        tables = self._tables(path, source, password)
+        tables = self.tables(path, source, password, page_texts)
         boilerplate = _boilerplate(page_texts)
         outline = _outline_by_page(reader, len(page_texts))
         elements: list[Element] = []
@@ -100,17 +102,27 @@ class PdfParser:
                 log.debug("%s: decrypt failed: %s", source, exc)
         raise IngestError(source, PASSWORD_REQUIRED, "add the password to RAG_PDF_PASSWORDS")
 
-    def _tables(self, path: Path, source: str, password: str | None) -> dict[int, list[Table]]:
+    def tables(self, path: Path, source: str, password: str | None = None,
+               page_texts: list[str] | None = None) -> dict[int, list[Table]]:
+        """Tables by 1-based page number. ``page_texts`` (pypdf's) lets prose pages skip the costly
+        search for unruled tables."""
         import pdfplumber
 
         found: dict[int, list[Table]] = {}
         try:
             with pdfplumber.open(path, password=password or "") as pdf:
                 for number, page in enumerate(pdf.pages, start=1):
-                    for raw in page.extract_tables():
-                        table = Table.from_cells(raw)
-                        if table is not None and table.rows and len(table.header) > 1:
-                            found.setdefault(number, []).append(table)
+                    ruled = [t for t in map(Table.from_cells, page.extract_tables())
+                             if t is not None and t.rows and len(t.header) > 1]
+                    figures = page_texts is None or _figure_share(page_texts[number - 1]) >= 0.15
+                    if sum(len(t.rows) for t in ruled) < 3 and figures and page.chars:
+                        # Unruled ("stream") tables, or only a ruled fragment: pdfplumber's text strategy,
+                        # kept only when it looks like a table of figures (it also slices prose into columns).
+                        stream = [t for t in map(Table.from_cells, page.extract_tables(_TEXT_STRATEGY))
+                                  if t is not None and _looks_tabular(t)]
+                        ruled = stream or ruled
+                    if ruled:
+                        found[number] = ruled
                     page.flush_cache()  # pdfplumber keeps every parsed page otherwise
         except Exception as exc:  # noqa: BLE001 - tables are a bonus; the page text still stands
             log.warning("%s: table extraction failed (%s); page text kept", source, exc)
@@ -128,6 +140,19 @@ def _drop_table_lines(text: str, tables: list[Table]) -> str:
             continue
         kept.append(line)
     return "\n".join(kept)
+
+
+def _figure_share(text: str) -> float:
+    words = text.split()
+    return sum(bool(_FIGURE.fullmatch(w)) and any(c.isdigit() for c in w) for w in words) / len(words) if words else 0.0
+
+
+def _looks_tabular(table: Table) -> bool:
+    """At least 3 columns and 3 rows, and at least a fifth of the filled cells are figures."""
+    cells = [c for row in (table.header, *table.rows) for c in row if c]
+    if len(table.header) < 3 or len(table.rows) < 3 or not cells:
+        return False
+    return sum(bool(_FIGURE.fullmatch(c)) and any(ch.isdigit() for ch in c) for c in cells) / len(cells) >= 0.2
 
 
 def _flush(elements: list[Element], block: list[str], source: str, page: int, section: str | None) -> None:

@@ -11,9 +11,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
 
 from ingest.chunkers import Chunker, make_chunker
 from ingest.errors import UNSUPPORTED, IngestError
@@ -50,6 +52,7 @@ class IngestReport:
     chunks: int = 0
     repaired_chunks: int = 0
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def pages_per_second(self) -> float:
@@ -61,6 +64,8 @@ class IngestReport:
                  f"{len(self.failed)} failed",
                  f"pages: {self.pages}, chunks: {self.chunks}, seconds: {self.seconds:.1f}, "
                  f"pages/s: {self.pages_per_second:.1f}"]
+        if self.stage_seconds:
+            lines.append("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items()))
         if self.repaired_chunks:
             lines.append(f"repaired: {self.repaired_chunks} orphaned chunks from an interrupted run removed")
         lines.extend(f"FAILED {f.source}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for f in self.failed)
@@ -107,6 +112,8 @@ class FolderIngestor:
         self.pdf = PdfParser(settings.pdf_passwords)
         self.office = UnstructuredParser()
         self._chunker: Chunker | None = None
+        self._progress = False
+        self.stage_seconds: dict[str, float] = {}
 
     @property
     def chunker(self) -> Chunker:
@@ -143,8 +150,8 @@ class FolderIngestor:
             plan.to_remove = [k for k in self.manifest.files if k not in seen and k.startswith(prefix)]
         return plan
 
-    def run(self, root: Path, dry_run: bool = False,
-            progress: Callable[[str], None] | None = None) -> IngestReport:
+    def run(self, root: Path, dry_run: bool = False, progress: bool = False) -> IngestReport:
+        """Ingest ``root``; ``progress`` shows bars for files and embedding batches (on stderr)."""
         started = time.perf_counter()
         if not root.exists():
             raise FileNotFoundError(f"no such file or folder: {root}")
@@ -163,9 +170,10 @@ class FolderIngestor:
             self.index.delete(entry.chunk_ids)
             report.removed.append(entry.source)
         last_save = time.monotonic()
-        for n, planned in enumerate(plan.to_ingest, start=1):
-            if progress:
-                progress(f"[{n}/{len(plan.to_ingest)}] {planned.source}")
+        self._progress = progress
+        bar = tqdm(plan.to_ingest, desc="files", unit="file", disable=not progress)
+        for planned in bar:
+            bar.set_postfix_str(planned.source[-40:])
             try:
                 entry = self._ingest_file(planned)
             except IngestError as exc:
@@ -181,18 +189,28 @@ class FolderIngestor:
             if time.monotonic() - last_save > _SAVE_EVERY_S:
                 self.save()
                 last_save = time.monotonic()
+        started_save = time.perf_counter()
         self.save()
+        self._timed("save", started_save)
         report.seconds = time.perf_counter() - started
+        report.stage_seconds = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         return report
+
+    def _timed(self, stage: str, started: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - started
 
     def _ingest_file(self, planned: PlannedFile) -> FileEntry:
         suffix = planned.path.suffix.lower()
-        if suffix == ".pdf":
-            elements = self.pdf.parse(planned.path, planned.source)
-        elif suffix in OFFICE_SUFFIXES:
-            elements = self.office.parse(planned.path, planned.source)
-        else:
-            raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
+        started = time.perf_counter()
+        try:
+            if suffix == ".pdf":
+                elements = self.pdf.parse(planned.path, planned.source)
+            elif suffix in OFFICE_SUFFIXES:
+                elements = self.office.parse(planned.path, planned.source)
+            else:
+                raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
+        finally:
+            self._timed("parse", started)
         stat = planned.path.stat()
         return self.index_documents([(planned, elements)], config_key(self.config_parts(suffix)),
                                     mtime=stat.st_mtime)[0]
@@ -204,7 +222,9 @@ class FolderIngestor:
         entries: list[FileEntry] = []
         for planned, elements in documents:
             doc_id = hashlib.sha1(planned.key.encode("utf-8")).hexdigest()[:12]
+            started = time.perf_counter()
             chunks = self._chunks(elements, planned, doc_id, mtime)
+            self._timed("chunk", started)
             old = self.manifest.files.get(planned.key)
             if old is not None:
                 new_ids = {c.id for c in chunks}
@@ -214,11 +234,23 @@ class FolderIngestor:
                                      config_key=config, chunk_ids=[c.id for c in chunks],
                                      pages=max((e.page or 0 for e in elements), default=0),
                                      mtime=mtime or 0.0, ingested_at=time.time()))
-        embeddings = self.embedder.embed([c.text for c in all_chunks])
+        started = time.perf_counter()
+        embeddings = self._embed([c.text for c in all_chunks])
+        self._timed("embed", started)
+        started = time.perf_counter()
         self.index.add(all_chunks, embeddings)
+        self._timed("index", started)
         for (planned, _), entry in zip(documents, entries, strict=True):
             self.manifest.files[planned.key] = entry
         return entries
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        step = self.settings.embed_batch_size * 8
+        if len(texts) <= step or not self._progress:
+            return self.embedder.embed(texts)
+        parts = [self.embedder.embed(texts[i:i + step])
+                 for i in tqdm(range(0, len(texts), step), desc="embedding", unit="batch", leave=False)]
+        return np.concatenate(parts)
 
     def _chunks(self, elements: list[Element], planned: PlannedFile, doc_id: str,
                 mtime: float | None) -> list[Chunk]:

@@ -26,8 +26,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     ingestor = FolderIngestor(settings)
-    report = ingestor.run(Path(args.path), dry_run=args.dry_run,
-                          progress=None if args.quiet else lambda msg: print(msg, file=sys.stderr))
+    report = ingestor.run(Path(args.path), dry_run=args.dry_run, progress=not args.quiet)
     if args.dry_run:
         print(f"plan: {len(report.ingested)} to ingest, {len(report.unchanged)} unchanged, "
               f"{len(report.removed)} to remove")

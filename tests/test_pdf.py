@@ -51,3 +51,32 @@ def test_scanned_pdf_reports_no_text_layer(shared: Path):
     with pytest.raises(IngestError) as err:
         PdfParser().parse(shared / "corpus" / "pdf_hard" / "scanned_image_only_loremipsum.pdf", "scan.pdf")
     assert err.value.reason == NO_TEXT_LAYER
+
+
+def test_statute_running_footers_removed_and_sections_kept(shared: Path):
+    pdf = shared / "corpus" / "pdf_text" / "es_BOE-A-1978-31229_constitucion_espanola.pdf"
+    elements = PdfParser().parse(pdf, "ce.pdf")
+    text = "\n".join(e.text for e in elements)
+    assert "BOLETÍN OFICIAL DEL ESTADO" not in text and "LEGISLACIÓN CONSOLIDADA" not in text
+    article = next(e for e in elements if e.element_type == ElementType.TEXT and "derecho al honor" in e.text)
+    assert article.section.endswith("TÍTULO I > CAPÍTULO SEGUNDO > Sección 1.ª De los derechos fundamentales y "
+                                    "de las libertades públicas > Artículo 18.")
+    assert article.page == 6
+
+
+def test_unruled_table_found_and_prose_not_sliced_into_tables(shared: Path):
+    tables = PdfParser().tables(shared / "corpus" / "pdf_tables" / "camelot_m27_bus_listing.pdf", "m27.pdf")
+    assert tables and max(len(t.rows) for t in tables[1]) >= 20
+    statute = shared / "corpus" / "pdf_text" / "es_BOE-A-2015-10565_ley_39-2015_procedimiento_administrativo.pdf"
+    assert not any(e.element_type == ElementType.TABLE for e in PdfParser().parse(statute, "ley.pdf"))
+
+
+def test_ruled_table_cells_match_the_camelot_ground_truth(shared: Path):
+    import json
+
+    folder = shared / "corpus" / "pdf_tables"
+    expected = json.loads((folder / "camelot_icdar_us-030.expected.json").read_text())["tables"][0]
+    table = PdfParser().tables(folder / "camelot_icdar_us-030.pdf", "us-030.pdf")[expected["page"]][0]
+    ours = {" ".join(c.split()) for row in (table.header, *table.rows) for c in row}
+    wanted = {" ".join(c.split()) for row in expected["rows"] for c in row if c.strip()}
+    assert wanted <= ours
