@@ -34,12 +34,19 @@ class UnstructuredParser:
         configure_unstructured_spacy()
         from unstructured.partition.auto import partition
 
+        encoding = _bom_encoding(path)
         try:
-            raw = partition(filename=str(path), languages=["spa", "eng"])
+            raw = partition(filename=str(path), languages=["spa", "eng"], encoding=encoding)
         except Exception as exc:  # noqa: BLE001 - unstructured raises many types for broken files
             message = f"{type(exc).__name__}: {exc}"
-            reason = PASSWORD_REQUIRED if "encrypt" in message.lower() or "password" in message.lower() else CORRUPT
-            raise IngestError(source, reason, message[:300]) from exc
+            if "ParserError" in message and path.suffix.lower() in (".csv", ".tsv"):
+                # A ragged CSV (rows of different widths) still has text worth keeping.
+                from unstructured.partition.text import partition_text
+
+                raw = partition_text(filename=str(path), encoding=encoding, languages=["spa", "eng"])
+            else:
+                password = "encrypt" in message.lower() or "password" in message.lower()
+                raise IngestError(source, PASSWORD_REQUIRED if password else CORRUPT, message[:300]) from exc
 
         elements: list[Element] = []
         section: str | None = None
@@ -62,3 +69,14 @@ class UnstructuredParser:
         if not elements:
             raise IngestError(source, EMPTY, "no text found")
         return elements
+
+
+def _bom_encoding(path: Path) -> str | None:
+    """UTF-16/32 files announce themselves with a byte-order mark; unstructured's CSV reader misses it."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return None

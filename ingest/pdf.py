@@ -41,8 +41,10 @@ class PdfParser:
 
     version = "pdf-1"
 
-    def __init__(self, passwords: list[str] | None = None) -> None:
+    def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None) -> None:
         self.passwords = list(passwords or [])
+        self.password_map = dict(password_map or {})
+        self.warnings: list[str] = []  # about the last parsed file, e.g. pages without a text layer
 
     def parse(self, path: Path, source: str) -> list[Element]:
         from pypdf import PdfReader
@@ -51,9 +53,10 @@ class PdfParser:
         if path.stat().st_size == 0:
             raise IngestError(source, EMPTY, "0-byte file")
         try:
+            self.warnings = []
             reader = PdfReader(path, strict=False)
-            password = self._unlock(reader, source)
-            page_texts = [(page.extract_text() or "") for page in reader.pages]
+            password = self._unlock(reader, source, path.name)
+            page_texts = [_clean(page.extract_text() or "") for page in reader.pages]
         except IngestError:
             raise
         except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
@@ -63,6 +66,9 @@ class PdfParser:
         if not any(t.strip() for t in page_texts):
             raise IngestError(source, NO_TEXT_LAYER, f"{len(page_texts)} pages without extractable text")
 
+        blank = [n for n, t in enumerate(page_texts, start=1) if not t.strip()]
+        if blank:
+            self.warnings.append(f"no text layer on page(s) {_ranges(blank)} (scanned images; OCR is not enabled)")
         tables = self.tables(path, source, password, page_texts)
         boilerplate = _boilerplate(page_texts)
         outline = _outline_by_page(reader, len(page_texts))
@@ -91,16 +97,17 @@ class PdfParser:
                                         _path(base, headings), table_id=f"p{number}-t{t_index}"))
         return elements
 
-    def _unlock(self, reader, source: str) -> str | None:
+    def _unlock(self, reader, source: str, name: str) -> str | None:
         if not reader.is_encrypted:
             return None
-        for password in ["", *self.passwords]:
+        specific = [self.password_map[k] for k in (source, name) if k in self.password_map]
+        for password in ["", *specific, *self.passwords]:
             try:
                 if reader.decrypt(password):
                     return password
             except Exception as exc:  # noqa: BLE001 - pypdf raises several types for bad keys/ciphers
                 log.debug("%s: decrypt failed: %s", source, exc)
-        raise IngestError(source, PASSWORD_REQUIRED, "add the password to RAG_PDF_PASSWORDS")
+        raise IngestError(source, PASSWORD_REQUIRED, "add it to RAG_PDF_PASSWORD_MAP or RAG_PDF_PASSWORDS")
 
     def tables(self, path: Path, source: str, password: str | None = None,
                page_texts: list[str] | None = None) -> dict[int, list[Table]]:
@@ -140,6 +147,27 @@ def _drop_table_lines(text: str, tables: list[Table]) -> str:
             continue
         kept.append(line)
     return "\n".join(kept)
+
+
+_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
+_LINE_HYPHEN = re.compile(r"(\w)-\n(\w)")
+
+
+def _clean(text: str) -> str:
+    """Ligature glyphs to letters; words hyphenated across a line break joined again."""
+    text = text.translate(_LIGATURES)
+    return _LINE_HYPHEN.sub(lambda m: m.group(1) + m.group(2) if m.group(2).islower() else m.group(0), text)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
 
 
 def _figure_share(text: str) -> float:

@@ -48,6 +48,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)  # ingested, but something was left out
     pages: int = 0
     chunks: int = 0
     repaired_chunks: int = 0
@@ -69,6 +70,7 @@ class IngestReport:
         if self.repaired_chunks:
             lines.append(f"repaired: {self.repaired_chunks} orphaned chunks from an interrupted run removed")
         lines.extend(f"FAILED {f.source}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for f in self.failed)
+        lines.extend(f"WARNING {w.source}: {w.reason}" for w in self.warnings)
         return "\n".join(lines)
 
 
@@ -109,7 +111,7 @@ class FolderIngestor:
                                                                 batch_size=settings.embed_batch_size)
         self.index = index or DocumentIndex.from_settings(settings)
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
-        self.pdf = PdfParser(settings.pdf_passwords)
+        self.pdf = PdfParser(settings.pdf_passwords, settings.pdf_password_map)
         self.office = UnstructuredParser()
         self._chunker: Chunker | None = None
         self._progress = False
@@ -184,6 +186,8 @@ class FolderIngestor:
                 report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
                 continue
             report.ingested.append(planned.source)
+            if planned.path.suffix.lower() == ".pdf":
+                report.warnings.extend(Failure(planned.source, w) for w in self.pdf.warnings)
             report.pages += entry.pages
             report.chunks += len(entry.chunk_ids)
             if time.monotonic() - last_save > _SAVE_EVERY_S:

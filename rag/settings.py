@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     dp_appending_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: append while similar.")
     dp_merging_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: merge neighbouring chunks.")
     dp_merging_range: int = Field(1, ge=1, le=2, description="Double-pass: dissimilar chunks a merge may bridge.")
-    pdf_passwords: list[str] = Field(default_factory=list, description="Passwords tried on encrypted PDFs.")
+    pdf_passwords: list[str] = Field(default_factory=list, description="Passwords tried on every encrypted PDF.")
+    pdf_password_map: dict[str, str] = Field(
+        default_factory=dict, description='Password per PDF file name, e.g. RAG_PDF_PASSWORD_MAP=\'{"a.pdf": "x"}\'.')
 
     # --- retrieval ---------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=100, description="Sources handed to generation.")

@@ -80,3 +80,34 @@ def test_ruled_table_cells_match_the_camelot_ground_truth(shared: Path):
     ours = {" ".join(c.split()) for row in (table.header, *table.rows) for c in row}
     wanted = {" ".join(c.split()) for row in expected["rows"] for c in row if c.strip()}
     assert wanted <= ours
+
+
+def test_password_per_file_from_configuration(shared: Path):
+    pdf = shared / "corpus" / "pdf_hard" / "encrypted_libreoffice_openpassword.pdf"
+    elements = PdfParser(password_map={pdf.name: "openpassword"}).parse(pdf, "docs/" + pdf.name)
+    assert any(e.text.strip() for e in elements)
+
+
+def test_image_only_pages_are_reported(shared: Path, tmp_path: Path):
+    from pypdf import PdfReader, PdfWriter
+
+    hard = shared / "corpus" / "pdf_hard"
+    writer = PdfWriter()
+    writer.append(str(DATA / "thermolink_t200_manual.pdf"))
+    writer.append(str(hard / "scanned_image_only_loremipsum.pdf"))
+    mixed = tmp_path / "mixed.pdf"
+    writer.write(str(mixed))
+    parser = PdfParser()
+    pages = len(PdfReader(mixed).pages)
+    elements = parser.parse(mixed, "mixed.pdf")
+    assert {e.page for e in elements} == {1, 2}
+    assert parser.warnings == [f"no text layer on page(s) 3{'-' + str(pages) if pages > 3 else ''} "
+                               "(scanned images; OCR is not enabled)"]
+
+
+def test_two_column_page_reads_in_column_order_without_ligatures_or_hyphens(shared: Path):
+    elements = PdfParser().parse(shared / "corpus" / "pdf_hard" / "multicolumn_latex_2col.pdf", "2col.pdf")
+    first = " ".join(" ".join(e.text for e in elements if e.page == 1).split())
+    # Read row by row across both columns, this sentence would be cut by the right column's text.
+    assert "This is a sample document with two columns filled with Lorem Ipsum text." in first
+    assert "consectetuer adipiscing elit" in first and "ﬁ" not in first
