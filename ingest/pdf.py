@@ -24,6 +24,9 @@ _BOILERPLATE_SHARE = 0.3
 _LEVELS = {"titulo": 0, "anexo": 0, "capitulo": 1, "chapter": 1, "seccion": 2, "section": 2, "annex": 0,
            "articulo": 3, "article": 3, "disposicion": 3}
 _TEXT_STRATEGY = {"vertical_strategy": "text", "horizontal_strategy": "text"}
+_FIGURE_PAGE = 0.15  # share of figure words that makes a page worth searching for unruled tables
+_PATH_OPERATOR = re.compile(rb"\s(?:re|l)\s")  # rectangle / line-to: what table rulings are drawn with
+_TABLE_PATH_OPS = 8  # drawing operators beyond a page's usual decoration that may be a ruled table
 _FIGURE = re.compile(r"[\d.,:%$€()\-–+/ ]+")  # numbers, amounts, percentages, times, dates
 _TOC_LEADER = re.compile(r"(\.\s?){4,}\s*\d+\s*$")  # "Artículo 49. Límites ........ 36" is a contents line
 # Numbered headings in statutes and manuals: "Artículo 20. Resolución.", "CAPÍTULO II", "Article 3".
@@ -69,7 +72,13 @@ class PdfParser:
         blank = [n for n, t in enumerate(page_texts, start=1) if not t.strip()]
         if blank:
             self.warnings.append(f"no text layer on page(s) {_ranges(blank)} (scanned images; OCR is not enabled)")
-        tables = self.tables(path, source, password, page_texts)
+        # pdfplumber is most of the parsing time: only pages that draw more than the document's usual
+        # decoration (a ruled table) or are figure-heavy (an unruled one) are searched for tables.
+        drawn = [_path_operators(page) for page in reader.pages]
+        usual = min(drawn) if len(drawn) >= 3 else 0
+        candidates = {n for n, (ops, text) in enumerate(zip(drawn, page_texts, strict=True), start=1)
+                      if ops - usual >= _TABLE_PATH_OPS or _figure_share(text) >= _FIGURE_PAGE}
+        tables = self.tables(path, source, password, page_texts, candidates) if candidates else {}
         boilerplate = _boilerplate(page_texts)
         outline = _outline_by_page(reader, len(page_texts))
         elements: list[Element] = []
@@ -109,19 +118,21 @@ class PdfParser:
                 log.debug("%s: decrypt failed: %s", source, exc)
         raise IngestError(source, PASSWORD_REQUIRED, "add it to RAG_PDF_PASSWORD_MAP or RAG_PDF_PASSWORDS")
 
-    def tables(self, path: Path, source: str, password: str | None = None,
-               page_texts: list[str] | None = None) -> dict[int, list[Table]]:
-        """Tables by 1-based page number. ``page_texts`` (pypdf's) lets prose pages skip the costly
-        search for unruled tables."""
+    def tables(self, path: Path, source: str, password: str | None = None, page_texts: list[str] | None = None,
+               pages: set[int] | None = None) -> dict[int, list[Table]]:
+        """Tables by 1-based page number, looking only at ``pages`` when given. ``page_texts`` (pypdf's)
+        lets prose pages skip the costly search for unruled tables."""
         import pdfplumber
 
         found: dict[int, list[Table]] = {}
         try:
             with pdfplumber.open(path, password=password or "") as pdf:
                 for number, page in enumerate(pdf.pages, start=1):
+                    if pages is not None and number not in pages:
+                        continue
                     ruled = [t for t in map(Table.from_cells, page.extract_tables())
                              if t is not None and t.rows and len(t.header) > 1]
-                    figures = page_texts is None or _figure_share(page_texts[number - 1]) >= 0.15
+                    figures = page_texts is None or _figure_share(page_texts[number - 1]) >= _FIGURE_PAGE
                     if sum(len(t.rows) for t in ruled) < 3 and figures and page.chars:
                         # Unruled ("stream") tables, or only a ruled fragment: pdfplumber's text strategy,
                         # kept only when it looks like a table of figures (it also slices prose into columns).
@@ -168,6 +179,21 @@ def _ranges(numbers: list[int]) -> str:
         else:
             spans.append([n, n])
     return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
+
+
+def _path_operators(page) -> int:
+    """Rectangles and lines the page's content stream draws (table rulings are drawn with them)."""
+    try:
+        contents = page.get_contents()
+        count = len(_PATH_OPERATOR.findall(contents.get_data())) if contents is not None else 0
+        xobjects = (page.get("/Resources") or {}).get("/XObject") or {}
+        for ref in xobjects.values():  # drawings placed as form XObjects (Word and Visio exports)
+            form = ref.get_object()
+            if form.get("/Subtype") == "/Form":
+                count += len(_PATH_OPERATOR.findall(form.get_data()))
+        return count
+    except Exception:  # noqa: BLE001 - unreadable stream: let pdfplumber look
+        return _TABLE_PATH_OPS
 
 
 def _figure_share(text: str) -> float:

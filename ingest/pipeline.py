@@ -120,7 +120,14 @@ class FolderIngestor:
     @property
     def chunker(self) -> Chunker:
         if self._chunker is None:
-            self._chunker = make_chunker(self.settings, self.embedder.count_tokens, self.embedder.embed)
+            settings = self.settings
+            # Text past the embedder's limit would be silently cut when embedding: never go above it.
+            limit = self.embedder.max_seq_length - 2  # [CLS] and [SEP]
+            if settings.chunk_max_tokens > limit:
+                log.warning("chunk_max_tokens %d is above what %s embeds (%d); using %d",
+                            settings.chunk_max_tokens, self.embedder.model_id, limit, limit)
+                settings = settings.with_overrides(chunk_max_tokens=limit)
+            self._chunker = make_chunker(settings, self.embedder.count_tokens, self.embedder.embed)
         return self._chunker
 
     def config_parts(self, suffix: str) -> dict[str, object]:
@@ -265,9 +272,9 @@ class FolderIngestor:
         for ordinal, draft in enumerate(self.chunker.split(elements)):
             meta = ChunkMetadata(
                 source=planned.source, page=draft.page, page_end=draft.page_end, element_type=draft.element_type,
-                section=draft.section, table_id=draft.table_id, doc_id=doc_id, doc_hash=planned.content_hash,
-                chunker=self.chunker.name, chunker_params=params, language=language, file_mtime=mtime, ingested_at=now,
-                ordinal=ordinal, window=draft.window)
+                section=draft.section, table_id=draft.table_id, table_json=draft.table_json, doc_id=doc_id,
+                doc_hash=planned.content_hash, chunker=self.chunker.name, chunker_params=params, language=language,
+                file_mtime=mtime, ingested_at=now, ordinal=ordinal, window=draft.window)
             chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
         return chunks
 

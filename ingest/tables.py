@@ -51,3 +51,10 @@ def html_table_to_table(html: str) -> Table | None:
         return None
     cells = [[" ".join(td.itertext()) for td in tr.xpath("./th|./td")] for tr in root.iter("tr")]
     return Table.from_cells(cells)
+
+
+def markdown_cells(line: str) -> list[str]:
+    """The cells of one Markdown table row written by ``Table.to_markdown``."""
+    inner = line.strip()[1:-1] if line.strip().startswith("|") else line
+    cells = re.split(r"(?<!\\)\|", inner)
+    return [c.strip().replace("\\|", "|") for c in cells]

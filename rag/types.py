@@ -40,6 +40,7 @@ class ChunkMetadata:
     element_type: ElementType = ElementType.TEXT
     section: str | None = None
     table_id: str | None = None
+    table_json: str | None = None  # header and rows of a table chunk, as JSON
     doc_id: str = ""
     doc_hash: str = ""
     chunker: str = ""

@@ -1,5 +1,6 @@
 """Folder ingestion with the real embedder, Chroma and BM25: incremental, idempotent, repairable."""
 
+import json
 from pathlib import Path
 
 from ingest.manifest import Manifest
@@ -52,6 +53,11 @@ def test_chunk_metadata_pages_and_tables(demo_settings):
     leaflet = [c for c in chunks if c.metadata.source == "prospecto_paracetamol.pdf"]
     tables = [c for c in leaflet if c.metadata.element_type == ElementType.TABLE]
     assert tables and all(c.metadata.page == 2 and c.text.startswith("| Grupo de edad |") for c in tables)
+    cells = json.loads(tables[0].metadata.table_json)
+    assert cells["header"] == ["Grupo de edad", "Vía oral o rectal (paracetamol)", "Vía intravenosa (propacetamol)"]
+    assert ["Menores de 3 años", "Solo por indicación del pediatra", "No recomendado"] in cells["rows"]
+    assert all(c.metadata.doc_hash and c.metadata.file_mtime and c.metadata.ingested_at for c in leaflet)
+    assert json.loads(leaflet[0].metadata.chunker_params) == {"window": 2, "max_tokens": 200}
     assert {c.metadata.page for c in leaflet} == {1, 2}
     assert all(c.metadata.language == "es" and c.metadata.chunker == "sentence-window" for c in leaflet)
     assert all(c.metadata.window and c.text in c.metadata.window for c in leaflet
@@ -95,3 +101,8 @@ def test_single_file_ingest_leaves_the_rest_alone(tmp_path, demo_copy, embedder)
     report = _ingestor(index_dir, embedder).run(demo_copy / "politica_teletrabajo.md")
     assert report.removed == [] and report.unchanged == ["politica_teletrabajo.md"]
     assert _state(_ingestor(index_dir, embedder)) == before
+
+
+def test_chunk_size_never_exceeds_what_the_embedder_embeds(tmp_path, embedder):
+    ingestor = FolderIngestor(Settings(index_dir=tmp_path, chunk_max_tokens=512, chunker="fixed"), embedder=embedder)
+    assert ingestor.chunker.max_tokens == embedder.max_seq_length - 2

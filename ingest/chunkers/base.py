@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ingest.tables import markdown_cells
 from rag.analysis import split_sentences
 from rag.types import Element, ElementType
 
@@ -23,6 +25,7 @@ class ChunkDraft:
     section: str | None = None
     table_id: str | None = None
     window: str | None = None
+    table_json: str | None = None  # {"header": [...], "rows": [[...], ...]} of a table chunk
 
 
 @runtime_checkable
@@ -91,8 +94,9 @@ def table_chunks(elements: list[Element], max_tokens: int, count_tokens: TokenCo
 
 
 def _table_draft(element: Element, lines: list[str]) -> ChunkDraft:
+    cells = {"header": markdown_cells(lines[0]), "rows": [markdown_cells(row) for row in lines[2:]]}
     return ChunkDraft("\n".join(lines), element.page, element.page, ElementType.TABLE, element.section,
-                      element.table_id)
+                      element.table_id, table_json=json.dumps(cells, ensure_ascii=False))
 
 
 def draft_of(group: list[Sentence]) -> ChunkDraft:
