@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,7 @@ class FolderIngestor:
                                                                 batch_size=settings.embed_batch_size)
         self.index = index or DocumentIndex.from_settings(settings)
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
-        self.pdf = PdfParser(settings.pdf_passwords, settings.pdf_password_map)
+        self.pdf_version = PdfParser.version
         self.office = UnstructuredParser()
         self._chunker: Chunker | None = None
         self._progress = False
@@ -131,7 +132,7 @@ class FolderIngestor:
         return self._chunker
 
     def config_parts(self, suffix: str) -> dict[str, object]:
-        parser = self.pdf.version if suffix == ".pdf" else self.office.version
+        parser = self.pdf_version if suffix == ".pdf" else self.office.version
         return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
                 "embedder": self.embedder.model_id}
 
@@ -180,26 +181,35 @@ class FolderIngestor:
             report.removed.append(entry.source)
         last_save = time.monotonic()
         self._progress = progress
-        bar = tqdm(plan.to_ingest, desc="files", unit="file", disable=not progress)
-        for planned in bar:
-            bar.set_postfix_str(planned.source[-40:])
-            try:
-                entry = self._ingest_file(planned)
-            except IngestError as exc:
-                report.failed.append(Failure(planned.source, exc.reason, exc.detail))
-                continue
-            except Exception as exc:  # noqa: BLE001 - one bad file never stops the folder
-                log.exception("unexpected error ingesting %s", planned.source)
-                report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
-                continue
-            report.ingested.append(planned.source)
-            if planned.path.suffix.lower() == ".pdf":
-                report.warnings.extend(Failure(planned.source, w) for w in self.pdf.warnings)
-            report.pages += entry.pages
-            report.chunks += len(entry.chunk_ids)
-            if time.monotonic() - last_save > _SAVE_EVERY_S:
-                self.save()
-                last_save = time.monotonic()
+        bar = tqdm(total=len(plan.to_ingest), desc="files", unit="file", disable=not progress)
+        # The next file is parsed in a worker thread while this one is embedded (torch releases the GIL).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as pool:
+            upcoming = [pool.submit(self._parse, planned) for planned in plan.to_ingest[:1]]
+            for n, planned in enumerate(plan.to_ingest):
+                parsed = upcoming.pop(0)
+                if n + 1 < len(plan.to_ingest):
+                    upcoming.append(pool.submit(self._parse, plan.to_ingest[n + 1]))
+                bar.set_postfix_str(planned.source[-40:])
+                try:
+                    entry = self._index_file(planned, parsed.result())
+                except IngestError as exc:
+                    report.failed.append(Failure(planned.source, exc.reason, exc.detail))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one bad file never stops the folder
+                    log.exception("unexpected error ingesting %s", planned.source)
+                    report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
+                    continue
+                finally:
+                    bar.update(1)
+                report.ingested.append(planned.source)
+                if planned.path.suffix.lower() == ".pdf":
+                    report.warnings.extend(Failure(planned.source, w) for w in parsed.result()[1])
+                report.pages += entry.pages
+                report.chunks += len(entry.chunk_ids)
+                if time.monotonic() - last_save > _SAVE_EVERY_S:
+                    self.save()
+                    last_save = time.monotonic()
+        bar.close()
         started_save = time.perf_counter()
         self.save()
         self._timed("save", started_save)
@@ -210,21 +220,24 @@ class FolderIngestor:
     def _timed(self, stage: str, started: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - started
 
-    def _ingest_file(self, planned: PlannedFile) -> FileEntry:
+    def _parse(self, planned: PlannedFile) -> tuple[list[Element], list[str]]:
+        """Elements and warnings of one file (runs in the parse thread)."""
         suffix = planned.path.suffix.lower()
         started = time.perf_counter()
         try:
             if suffix == ".pdf":
-                elements = self.pdf.parse(planned.path, planned.source)
-            elif suffix in OFFICE_SUFFIXES:
-                elements = self.office.parse(planned.path, planned.source)
-            else:
-                raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
+                parser = PdfParser(self.settings.pdf_passwords, self.settings.pdf_password_map)
+                return parser.parse(planned.path, planned.source), parser.warnings
+            if suffix in OFFICE_SUFFIXES:
+                return self.office.parse(planned.path, planned.source), []
+            raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
         finally:
             self._timed("parse", started)
+
+    def _index_file(self, planned: PlannedFile, parsed: tuple[list[Element], list[str]]) -> FileEntry:
         stat = planned.path.stat()
-        return self.index_documents([(planned, elements)], config_key(self.config_parts(suffix)),
-                                    mtime=stat.st_mtime)[0]
+        config = config_key(self.config_parts(planned.path.suffix.lower()))
+        return self.index_documents([(planned, parsed[0])], config, mtime=stat.st_mtime)[0]
 
     def index_documents(self, documents: list[tuple[PlannedFile, list[Element]]], config: str,
                         mtime: float | None = None) -> list[FileEntry]:

@@ -1,7 +1,8 @@
 """Semantic chunking: split where the meaning shifts between consecutive sentence groups.
 
-Each sentence is embedded together with ``buffer`` neighbours on each side (Kamradt's recipe, as in
-LlamaIndex's SemanticSplitterNodeParser); a breakpoint falls where the cosine distance between
+Each sentence is represented together with ``buffer`` neighbours on each side (Kamradt's recipe, as
+in LlamaIndex's SemanticSplitterNodeParser, but from sentence embeddings computed once instead of
+re-embedding every overlapping window); a breakpoint falls where the cosine distance between
 consecutive groups is above the ``breakpoint_percentile``-th percentile of all such distances.
 Chunks never exceed ``max_tokens`` embedder tokens: an over-long run is packed greedily.
 """
@@ -47,9 +48,15 @@ class SemanticChunker:
     def _groups(self, sentences: list[Sentence]) -> list[list[Sentence]]:
         if len(sentences) < 3:
             return [sentences] if sentences else []
-        texts = [s.text for s in sentences]
-        windows = [" ".join(texts[max(0, i - self.buffer):i + self.buffer + 1]) for i in range(len(texts))]
-        vectors = self.embed(windows)
+        # Each sentence is embedded once; a window's vector is the normalised mean of its sentences'
+        # vectors (embedding every overlapping window as text costs ~2 * buffer + 1 times more).
+        sentence_vectors = self.embed([s.text for s in sentences])
+        sums = np.cumsum(np.vstack([np.zeros_like(sentence_vectors[:1]), sentence_vectors]), axis=0)
+        n = len(sentences)
+        lo = np.clip(np.arange(n) - self.buffer, 0, n)
+        hi = np.clip(np.arange(n) + self.buffer + 1, 0, n)
+        vectors = sums[hi] - sums[lo]
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
         distances = 1.0 - np.sum(vectors[:-1] * vectors[1:], axis=1)
         threshold = np.percentile(distances, self.breakpoint_percentile)
         groups, start = [], 0
