@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from rag.generator import Generator, Message, SamplingParams, generator_from_set
 from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages
+from rag.reranker import Reranker, load_reranker
 from rag.retriever import Filters, HybridRetriever
 from rag.settings import AnswerMode, Settings
 from rag.types import Answer, Citation, ScoredChunk, Trace
@@ -38,6 +40,7 @@ class QueryOptions:
     filters: Filters | None = None
     answer_mode: AnswerMode | None = None
     retrieval_mode: str | None = None
+    rerank: bool | None = None
     sampling: SamplingParams | None = None
     history: tuple[Message, ...] = ()
 
@@ -65,6 +68,17 @@ class QueryPipeline:
         self.retriever = HybridRetriever(index, embedder, candidates=settings.candidates, rrf_k=settings.rrf_k,
                                          mode=settings.retrieval_mode)
         self.grounder = Grounder(embedder)
+        self._reranker: Reranker | None = None
+        self._reranker_fallback: str | None = None
+        self._reranker_lock = threading.Lock()
+
+    @property
+    def reranker(self) -> Reranker:
+        """Loaded on first use; the fallback reason (if any) is logged once, when it is loaded."""
+        with self._reranker_lock:
+            if self._reranker is None:
+                self._reranker, self._reranker_fallback = load_reranker(self.settings.reranker_model, self.embedder)
+        return self._reranker
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QueryPipeline:
@@ -74,6 +88,8 @@ class QueryPipeline:
     def warm_up(self) -> None:
         """Load the models now rather than on the first question."""
         self.embedder.embed(["warm up"])
+        if self.settings.rerank:
+            _ = self.reranker
         warm = getattr(self.generator, "warm_up", None)
         if warm is not None:
             warm()
@@ -115,7 +131,15 @@ class QueryPipeline:
                                                 filters=opts.filters, mode=opts.retrieval_mode)
         trace.timings_ms.update({f"retrieval.{k}": v for k, v in retrieved.timings_ms.items()})
         trace.details["retrieval"] = {"mode": opts.retrieval_mode or self.retriever.mode, **retrieved.details}
-        sources = retrieved.hits[:top_k]
+        candidates = retrieved.hits
+        if self.settings.rerank if opts.rerank is None else opts.rerank:
+            with _timed(trace, "rerank"):
+                reranker = self.reranker
+                candidates = reranker.rerank(question, candidates[:self.settings.rerank_candidates])
+            trace.details["reranker"] = reranker.name
+            if self._reranker_fallback:
+                trace.details["reranker_fallback"] = self._reranker_fallback
+        sources = candidates[:top_k]
 
         with _timed(trace, "relevance"):
             relevance = self.grounder.relevance(question, sources)

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Which retrievers run.")
+    rerank: bool = Field(True, description="Re-rank fused candidates (cross-encoder, else the embedder).")
+    rerank_candidates: int = Field(20, ge=1, le=200, description="Fused candidates handed to the re-ranker.")
     min_relevance: float = Field(
         0.35, ge=-1.0, le=1.0,
         description="Abstain when the best source's cosine similarity to the question is below this.")

@@ -1,0 +1,100 @@
+"""Re-ranking of retrieved candidates: a cross-encoder when one is on disk, else the embedder.
+
+The default cross-encoder is ``BAAI/bge-reranker-base``; no reranker ships on PyPI, so it is read
+from a configured folder or the Hugging Face cache, never downloaded. When none can be loaded the
+pipeline re-scores candidates with the embedder instead, says so once in the log and in every
+answer's trace (``reranker`` / ``reranker_fallback``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.embedder import Embedder
+from rag.offline import ensure_offline
+from rag.types import ScoredChunk
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Re-scores candidates for a query; returns them best first with the new scores."""
+
+    name: str
+
+    def rerank(self, query: str, hits: list[ScoredChunk]) -> list[ScoredChunk]: ...
+
+
+def _ordered(hits: list[ScoredChunk], scores: np.ndarray, stage: str) -> list[ScoredChunk]:
+    rescored = [ScoredChunk(h.chunk, float(s), {**h.ranks}) for h, s in zip(hits, scores, strict=True)]
+    rescored.sort(key=lambda h: (-h.score, h.chunk.id))
+    return [ScoredChunk(h.chunk, h.score, {**h.ranks, stage: rank}) for rank, h in enumerate(rescored, start=1)]
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers ``CrossEncoder`` read from a folder or the HF cache (offline).
+
+    >>> CrossEncoderReranker("/models/bge-reranker-base").rerank("dosis", hits)[0].score
+    """
+
+    def __init__(self, model: str | Path, batch_size: int = 16, max_length: int = 512) -> None:
+        self.model_name = str(model)
+        self.name = f"cross-encoder:{Path(self.model_name).name or self.model_name}"
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._model = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load now; raises OSError/ValueError when the model is neither a folder nor in the cache."""
+        with self._lock:
+            if self._model is None:
+                ensure_offline()
+                from sentence_transformers import CrossEncoder
+
+                self._model = CrossEncoder(self.model_name, max_length=self.max_length, device="cpu",
+                                           local_files_only=True)
+
+    def rerank(self, query: str, hits: list[ScoredChunk]) -> list[ScoredChunk]:
+        if not hits:
+            return []
+        self.load()
+        scores = self._model.predict([(query, h.chunk.text) for h in hits], batch_size=self.batch_size,
+                                     show_progress_bar=False)
+        return _ordered(hits, np.asarray(scores, dtype=np.float64).reshape(len(hits)), "rerank")
+
+
+class EmbeddingReranker:
+    """Fallback: cosine similarity between the query and each candidate with the dense embedder."""
+
+    name = "embedder"
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def rerank(self, query: str, hits: list[ScoredChunk]) -> list[ScoredChunk]:
+        if not hits:
+            return []
+        vectors = self.embedder.embed([query] + [h.chunk.text for h in hits])
+        return _ordered(hits, vectors[1:] @ vectors[0], "rerank")
+
+
+def load_reranker(model: str | None, embedder: Embedder) -> tuple[Reranker, str | None]:
+    """The configured cross-encoder, or the embedder fallback and why (logged once here)."""
+    if not model:
+        return EmbeddingReranker(embedder), "no cross-encoder configured (RAG_RERANKER_MODEL)"
+    reranker = CrossEncoderReranker(model)
+    try:
+        reranker.load()
+    except Exception as exc:  # noqa: BLE001 - missing folder, not in cache, broken files: all fall back
+        reason = (f"cross-encoder {model!r} not found on disk or in the Hugging Face cache "
+                  f"({type(exc).__name__}); re-ranking with the embedder instead")
+        log.warning(reason)
+        return EmbeddingReranker(embedder), reason
+    return reranker, None

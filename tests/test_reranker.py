@@ -1,0 +1,57 @@
+"""Re-ranking: the real CrossEncoder loading code on a tiny model saved here, and the honest fallback."""
+
+import logging
+
+import pytest
+
+from rag.index import DocumentIndex
+from rag.models import default_embedder_path
+from rag.pipeline import QueryOptions, QueryPipeline
+from rag.reranker import CrossEncoderReranker, EmbeddingReranker, load_reranker
+from tests.conftest import ScriptedGenerator
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory):
+    """A 1-layer BERT sequence classifier with the embedded MiniLM tokenizer, saved to a folder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-cross-encoder")
+    tokenizer = AutoTokenizer.from_pretrained(str(default_embedder_path()), local_files_only=True)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_cross_encoder_loads_from_a_folder_and_reorders(demo_settings, embedder, tiny_cross_encoder):
+    reranker, fallback = load_reranker(str(tiny_cross_encoder), embedder)
+    assert isinstance(reranker, CrossEncoderReranker) and fallback is None
+    pipeline = QueryPipeline(demo_settings.with_overrides(reranker_model=str(tiny_cross_encoder)),
+                             DocumentIndex.from_settings(demo_settings), embedder, ScriptedGenerator())
+    hits = pipeline.retriever.retrieve("dosis de paracetamol", "es", top_k=8).hits
+    reranked = reranker.rerank("dosis de paracetamol", hits)
+    assert sorted(h.chunk.id for h in reranked) == sorted(h.chunk.id for h in hits)
+    assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
+    assert [h.ranks["rerank"] for h in reranked] == list(range(1, len(hits) + 1))
+    quotes = QueryOptions(answer_mode="extractive")
+    answer = pipeline.answer("¿Qué dosis de paracetamol para adultos?", options=quotes)
+    assert answer.trace.details["reranker"] == f"cross-encoder:{tiny_cross_encoder.name}"
+    assert "reranker_fallback" not in answer.trace.details
+
+
+def test_missing_cross_encoder_falls_back_and_says_so(demo_settings, embedder, tmp_path, caplog):
+    settings = demo_settings.with_overrides(reranker_model="BAAI/bge-reranker-base-not-in-cache")
+    pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, ScriptedGenerator())
+    with caplog.at_level(logging.WARNING, logger="rag.reranker"):
+        first = pipeline.answer("What does error E7 mean?", options=QueryOptions(answer_mode="extractive"))
+        second = pipeline.answer("What does error E7 mean?", options=QueryOptions(answer_mode="extractive"))
+    assert isinstance(pipeline.reranker, EmbeddingReranker)
+    for answer in (first, second):
+        assert answer.trace.details["reranker"] == "embedder"
+        assert "not found on disk or in the Hugging Face cache" in answer.trace.details["reranker_fallback"]
+    assert sum("re-ranking with the embedder" in r.message for r in caplog.records) == 1  # logged once
+    assert first.citations[0].source == "thermolink_t200_manual.pdf"
