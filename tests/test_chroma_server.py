@@ -2,45 +2,26 @@
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ingest.pipeline import FolderIngestor
 from rag.index import DocumentIndex
 from rag.retriever import HybridRetriever
 from rag.settings import Settings
-from tests.conftest import DATA
+from tests.conftest import DATA, free_port, subprocess_server
 
 
 @pytest.fixture
 def chroma_url(tmp_path):
     executable = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
+    command = [executable, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    server = subprocess.Popen([executable, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("chroma server did not start")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with subprocess_server(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", env=env):
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_ingest_and_retrieve_through_a_chroma_server(tmp_path, chroma_url, embedder):

@@ -1,41 +1,23 @@
 """The OpenAI-compatible backend against a real server on loopback (llama-cpp-python's own)."""
 
-import socket
-import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from rag.generator import OpenAICompatibleGenerator, SamplingParams, generate, generator_from_settings
 from rag.index import DocumentIndex
 from rag.models import default_gguf_path
 from rag.pipeline import QueryOptions, QueryPipeline
+from tests.conftest import free_port, subprocess_server
 
 
 @pytest.fixture(scope="module")
 def llama_server():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path()),
-                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("llama_cpp.server did not start")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path()), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "2048"]
+    with subprocess_server(command, f"http://127.0.0.1:{port}/v1/models"):
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def test_remote_generation_and_pipeline(llama_server, demo_settings, embedder):
