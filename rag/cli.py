@@ -43,6 +43,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.pipeline import QueryOptions, QueryPipeline
 
     settings = _settings(args)
+    if not settings.chroma_url and not (Path(settings.index_dir) / "manifest.json").exists():
+        print(f"error: no index at {settings.index_dir}: run 'rag ingest FOLDER --index {settings.index_dir}' first",
+              file=sys.stderr)
+        return 2
     pipeline = QueryPipeline.from_settings(settings)
     started = time.perf_counter()
     answer = pipeline.answer(args.question, QueryOptions(answer_mode=args.mode, top_k=args.top_k))

@@ -147,6 +147,11 @@ class QueryPipeline:
         trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks}
                                     for h in sources]
         best = max(relevance, default=0.0)
+        if not sources and self.index.store.count() == 0:
+            trace.details["abstain_reason"] = ("the index is empty: ingest documents first "
+                                               "(rag ingest FOLDER, or POST /v1/ingest/file)")
+            yield self._abstain(language, trace)
+            return
         if best < self.settings.min_relevance:
             trace.details["abstain_reason"] = (f"best source relevance {best:.3f} below min_relevance "
                                                f"{self.settings.min_relevance}")

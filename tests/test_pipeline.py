@@ -72,3 +72,14 @@ def test_embedder_folder_must_exist(tmp_path):
 
     with pytest.raises(ModelNotFoundError, match="RAG_EMBEDDER_MODEL"):
         SentenceTransformerEmbedder(tmp_path / "missing")
+
+
+def test_empty_index_says_to_ingest_first(tmp_path, embedder, capsys):
+    from rag.cli import main
+    from rag.settings import Settings
+
+    assert main(["ask", "¿Qué dosis?", "--index", str(tmp_path / "none")]) == 2
+    assert "run 'rag ingest FOLDER" in capsys.readouterr().err
+    settings = Settings(index_dir=tmp_path / "empty")
+    answer = _pipeline(settings, embedder).answer("¿Qué dosis?")
+    assert answer.abstained and "index is empty" in answer.trace.details["abstain_reason"]
