@@ -17,7 +17,7 @@ from ingest.manifest import config_key
 from ingest.pipeline import FolderIngestor, PlannedFile
 from rag.analysis import detect_language
 from rag.embedder import SentenceTransformerEmbedder
-from rag.retriever import HybridRetriever
+from rag.retriever import HybridRetriever, fusion_weights
 from rag.settings import Settings
 from rag.types import Element, ElementType
 
@@ -84,7 +84,8 @@ def evaluate_beir(folder: Path, settings: Settings, split: str | None = None, ks
     started = time.perf_counter()
     ingestor = build_index(dataset, settings, embedder)
     indexed = time.perf_counter()
-    retriever = HybridRetriever(ingestor.index, embedder, candidates=candidates, rrf_k=settings.rrf_k, mode=mode)
+    retriever = HybridRetriever(ingestor.index, embedder, candidates=candidates, rrf_k=settings.rrf_k, mode=mode,
+                                weights=fusion_weights(settings))
     run: dict[str, list[str]] = {}
     for qid in tqdm(sorted(dataset.qrels), desc="retrieving", unit="query"):
         text = dataset.queries[qid]

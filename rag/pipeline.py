@@ -16,7 +16,7 @@ from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages
 from rag.reranker import Reranker, load_reranker
-from rag.retriever import Filters, HybridRetriever
+from rag.retriever import Filters, HybridRetriever, fusion_weights
 from rag.settings import AnswerMode, Settings
 from rag.types import Answer, Citation, ScoredChunk, Trace
 
@@ -66,7 +66,7 @@ class QueryPipeline:
         self.embedder = embedder
         self.generator = generator
         self.retriever = HybridRetriever(index, embedder, candidates=settings.candidates, rrf_k=settings.rrf_k,
-                                         mode=settings.retrieval_mode)
+                                         mode=settings.retrieval_mode, weights=fusion_weights(settings))
         self.grounder = Grounder(embedder)
         self._reranker: Reranker | None = None
         self._reranker_fallback: str | None = None

@@ -9,6 +9,7 @@ from typing import Any
 from rag.embedder import Embedder
 from rag.fusion import ReciprocalRankFusion
 from rag.index import DocumentIndex
+from rag.settings import Settings
 from rag.types import ScoredChunk
 
 
@@ -36,6 +37,10 @@ class Filters:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+def fusion_weights(settings: Settings) -> dict[str, float]:
+    return {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
+
+
 @dataclass
 class RetrievalResult:
     hits: list[ScoredChunk]
@@ -52,7 +57,7 @@ class HybridRetriever:
     MODES = ("hybrid", "bm25", "dense")
 
     def __init__(self, index: DocumentIndex, embedder: Embedder, candidates: int = 30, rrf_k: int = 60,
-                 mode: str = "hybrid") -> None:
+                 mode: str = "hybrid", weights: dict[str, float] | None = None) -> None:
         if candidates < 1:
             raise ValueError(f"candidates must be > 0, got {candidates}")
         if mode not in self.MODES:
@@ -61,7 +66,7 @@ class HybridRetriever:
         self.embedder = embedder
         self.candidates = candidates
         self.mode = mode
-        self.fusion = ReciprocalRankFusion(k=rrf_k)
+        self.fusion = ReciprocalRankFusion(k=rrf_k, weights=weights)
 
     def retrieve(self, query: str, language: str, top_k: int | None = None, filters: Filters | None = None,
                  mode: str | None = None) -> RetrievalResult:

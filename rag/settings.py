@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=100, description="Sources handed to generation.")
     candidates: int = Field(30, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    bm25_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the BM25 ranking in the fusion.")
+    dense_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the dense ranking in the fusion.")
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Which retrievers run.")
     rerank: bool = Field(True, description="Re-rank fused candidates (cross-encoder, else the embedder).")
     rerank_candidates: int = Field(20, ge=1, le=200, description="Fused candidates handed to the re-ranker.")
