@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from collections.abc import Iterator
 
 
 class ModelBusy(Exception):
@@ -31,11 +29,3 @@ class ModelGate:
 
     def leave(self) -> None:
         self._slots.release()
-
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        self.enter()
-        try:
-            yield
-        finally:
-            self.leave()

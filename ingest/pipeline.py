@@ -111,7 +111,7 @@ class FolderIngestor:
                                                                 batch_size=settings.embed_batch_size)
         self.index = index or DocumentIndex.from_settings(settings)
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
-        self.pdf_version = PdfParser.version
+        self.pdf = PdfParser(settings.pdf_passwords, settings.pdf_password_map)
         self.office = UnstructuredParser()
         self._chunker: Chunker | None = None
         self._progress = False
@@ -131,7 +131,7 @@ class FolderIngestor:
         return self._chunker
 
     def config_parts(self, suffix: str) -> dict[str, object]:
-        parser = self.pdf_version if suffix == ".pdf" else self.office.version
+        parser = self.pdf.version if suffix == ".pdf" else self.office.version
         return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
                 "embedder": self.embedder.model_id}
 
@@ -221,8 +221,7 @@ class FolderIngestor:
         started = time.perf_counter()
         try:
             if suffix == ".pdf":
-                parser = PdfParser(self.settings.pdf_passwords, self.settings.pdf_password_map)
-                return parser.parse(planned.path, planned.source), parser.warnings
+                return self.pdf.parse(planned.path, planned.source), self.pdf.warnings
             if suffix in OFFICE_SUFFIXES:
                 return self.office.parse(planned.path, planned.source), []
             raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")

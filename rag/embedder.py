@@ -24,6 +24,14 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
+def similarities(embedder: Embedder, query: str, texts: list[str]) -> np.ndarray:
+    """Cosine similarity of the query to each text (vectors are normalised, so a dot product)."""
+    if not texts:
+        return np.zeros(0, dtype=np.float32)
+    vectors = embedder.embed([query, *texts])
+    return vectors[1:] @ vectors[0]
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder, lazily, never from the Hub.
 

@@ -80,9 +80,6 @@ class LlamaCppGenerator:
     def loaded(self) -> bool:
         return self._llm is not None
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
     def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str]:
         with self.lock:
             chunks = self.llm.create_chat_completion(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.analysis import Analyzer, split_sentences
-from rag.embedder import Embedder
+from rag.embedder import Embedder, similarities
 from rag.types import ElementType, ScoredChunk
 
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -83,10 +83,7 @@ class Grounder:
 
     def relevance(self, question: str, sources: list[ScoredChunk]) -> list[float]:
         """Cosine similarity of the question to each source's text."""
-        if not sources:
-            return []
-        vectors = self.embedder.embed([question] + [s.chunk.text for s in sources])
-        return [float(v) for v in vectors[1:] @ vectors[0]]
+        return [float(v) for v in similarities(self.embedder, question, [s.chunk.text for s in sources])]
 
     def support(self, answer: str, sources: list[ScoredChunk], language: str) -> list[SentenceSupport]:
         sentences = [s for s in split_sentences(_CITATION.sub("", answer)) if len(s.strip()) > 2]

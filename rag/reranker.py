@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.embedder import Embedder
+from rag.embedder import Embedder, similarities
 from rag.offline import ensure_offline
 from rag.types import ScoredChunk
 
@@ -81,8 +81,7 @@ class EmbeddingReranker:
     def rerank(self, query: str, hits: list[ScoredChunk]) -> list[ScoredChunk]:
         if not hits:
             return []
-        vectors = self.embedder.embed([query] + [h.chunk.text for h in hits])
-        return _ordered(hits, vectors[1:] @ vectors[0], "rerank")
+        return _ordered(hits, similarities(self.embedder, query, [h.chunk.text for h in hits]), "rerank")
 
 
 def load_reranker(model: str | None, embedder: Embedder) -> tuple[Reranker, str | None]:
