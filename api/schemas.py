@@ -24,6 +24,9 @@ class QueryRequest(BaseModel):
     filters: QueryFilters | None = None
     answer_mode: Literal["generative", "extractive", "auto"] | None = None
     retrieval_mode: Literal["hybrid", "bm25", "dense"] | None = None
+    rerank: bool | None = Field(None, description="Re-rank the fused candidates (default: RAG_RERANK).")
+    query_expansion: list[Literal["decompose", "multi-query", "hyde"]] | None = Field(
+        None, description="Extra retrieval queries (default: RAG_QUERY_EXPANSION); [] turns expansion off.")
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1, le=4096)

@@ -10,7 +10,7 @@ class ReciprocalRankFusion:
 
     Cormack, Clarke & Buettcher (2009), "Reciprocal rank fusion outperforms Condorcet and
     individual rank learning methods". With all weights 1 this is plain RRF; other weights give
-    the weighted variant.
+    the weighted variant. A list named ``retriever#n`` takes the weight of ``retriever``.
     """
 
     def __init__(self, k: int = 60, weights: dict[str, float] | None = None) -> None:
@@ -24,7 +24,7 @@ class ReciprocalRankFusion:
         chunks: dict[str, ScoredChunk] = {}
         ranks: dict[str, dict[str, int]] = {}
         for name, hits in ranked_lists.items():
-            weight = self.weights.get(name, 1.0)
+            weight = self.weights.get(name.split("#")[0], 1.0)  # "dense#2": an expansion's dense list
             for rank, hit in enumerate(hits, start=1):
                 cid = hit.chunk.id
                 scores[cid] = scores.get(cid, 0.0) + weight / (self.k + rank)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -80,6 +80,10 @@ class LlamaCppGenerator:
     def loaded(self) -> bool:
         return self._llm is not None
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` with the model's own tokenizer."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str]:
         with self.lock:
             chunks = self.llm.create_chat_completion(
@@ -111,6 +115,14 @@ class OpenAICompatibleGenerator:
         for event in response:
             if event.choices and event.choices[0].delta.content:
                 yield event.choices[0].delta.content
+
+
+def token_counter(generator: Generator) -> tuple[Callable[[str], int], bool]:
+    """The generator's own token counter, else an estimate (about 3.5 characters a token); the flag says which."""
+    count = getattr(generator, "count_tokens", None)
+    if count is not None:
+        return count, True
+    return (lambda text: int(len(text) / 3.5) + 1), False
 
 
 def generator_from_settings(settings: Settings) -> Generator:

@@ -8,10 +8,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import zip_longest
 
 from rag.analysis import detect_language
+from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import Embedder, SentenceTransformerEmbedder
-from rag.generator import Generator, Message, SamplingParams, generator_from_settings
+from rag.expansion import QueryExpander
+from rag.generator import Generator, Message, SamplingParams, generator_from_settings, token_counter
 from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages
@@ -41,8 +44,23 @@ class QueryOptions:
     answer_mode: AnswerMode | None = None
     retrieval_mode: str | None = None
     rerank: bool | None = None
+    expansion: tuple[str, ...] | None = None
     sampling: SamplingParams | None = None
     history: tuple[Message, ...] = ()
+
+
+def _interleave(rankings: list[list[ScoredChunk]]) -> list[ScoredChunk]:
+    """Round-robin over several rankings (one per sub-question), each chunk once."""
+    if len(rankings) == 1:
+        return rankings[0]
+    seen: set[str] = set()
+    merged: list[ScoredChunk] = []
+    for row in zip_longest(*rankings):
+        for hit in row:
+            if hit is not None and hit.chunk.id not in seen:
+                seen.add(hit.chunk.id)
+                merged.append(hit)
+    return merged
 
 
 @contextmanager
@@ -68,6 +86,9 @@ class QueryPipeline:
         self.retriever = HybridRetriever(index, embedder, candidates=settings.candidates, rrf_k=settings.rrf_k,
                                          mode=settings.retrieval_mode, weights=fusion_weights(settings))
         self.grounder = Grounder(embedder)
+        self.expander = QueryExpander(generator)
+        count, self._exact_tokens = token_counter(generator)
+        self.compressor = ContextCompressor(embedder, count)
         self._reranker: Reranker | None = None
         self._reranker_fallback: str | None = None
         self._reranker_lock = threading.Lock()
@@ -126,23 +147,36 @@ class QueryPipeline:
         with _timed(trace, "language"):
             language = detect_language(question)
         trace.details["language"] = language
+        kinds = tuple(self.settings.query_expansion if opts.expansion is None else opts.expansion)
+        with _timed(trace, "expansion"):
+            expansions = self.expander.expand(question, language, kinds) if kinds else []
+        trace.details["expansions"] = [{"kind": e.kind, "text": e.text} for e in expansions if e.kind != "original"]
         with _timed(trace, "retrieval"):
             retrieved = self.retriever.retrieve(question, language, top_k=self.settings.candidates,
-                                                filters=opts.filters, mode=opts.retrieval_mode)
+                                                filters=opts.filters, mode=opts.retrieval_mode,
+                                                expansions=expansions)
         trace.timings_ms.update({f"retrieval.{k}": v for k, v in retrieved.timings_ms.items()})
         trace.details["retrieval"] = {"mode": opts.retrieval_mode or self.retriever.mode, **retrieved.details}
         candidates = retrieved.hits
+        # A multi-part question is re-ranked, gated and grounded per part, so that each part gets its sources.
+        parts = [e.text for e in expansions if e.kind == "sub-question"] or [question]
         if self.settings.rerank if opts.rerank is None else opts.rerank:
             with _timed(trace, "rerank"):
                 reranker = self.reranker
-                candidates = reranker.rerank(question, candidates[:self.settings.rerank_candidates])
+                pool = candidates[:self.settings.rerank_candidates]
+                candidates = _interleave([reranker.rerank(part, pool) for part in parts])
             trace.details["reranker"] = reranker.name
             if self._reranker_fallback:
                 trace.details["reranker_fallback"] = self._reranker_fallback
-        sources = candidates[:top_k]
+        # Overlapping sentence windows merge, so take candidates until top_k distinct passages remain.
+        sources, merged = merge_windows(candidates[:top_k * 3])
+        sources = sources[:top_k]
+        if merged:
+            trace.details["merged_windows"] = merged
 
         with _timed(trace, "relevance"):
-            relevance = self.grounder.relevance(question, sources)
+            relevance = [max(scores) for scores in zip(*(self.grounder.relevance(p, sources) for p in parts),
+                                                       strict=True)] if sources else []
         sources = [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)]
         trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks}
                                     for h in sources]
@@ -159,22 +193,32 @@ class QueryPipeline:
             return
 
         with _timed(trace, "evidence"):
-            evidence = self.grounder.extract(question, sources, language, max_units=3)
+            per_part = [self.grounder.extract(part, sources, language, max_units=3) for part in parts]
         trace.details["evidence"] = [{"text": u.text, "score": round(score, 4), "source": u.source_index}
-                                     for u, score in evidence]
-        best_evidence = evidence[0][1] if evidence else 0.0
+                                     for found in per_part for u, score in found]
+        best_evidence = max((found[0][1] for found in per_part if found), default=0.0)
         if best_evidence < MIN_EVIDENCE_SCORE:
             trace.details["abstain_reason"] = (f"best evidence score {best_evidence:.3f} below "
                                                f"{MIN_EVIDENCE_SCORE}: the sources do not address the question")
             yield self._abstain(language, trace)
             return
-        quotes = [(u, score) for u, score in evidence if score >= QUOTE_RELATIVE_SCORE * best_evidence][:2]
+        quotes: list[tuple[Unit, float]] = []
+        for found in per_part:
+            if found and found[0][1] >= MIN_EVIDENCE_SCORE:
+                quotes.extend((u, score) for u, score in found[:2] if score >= QUOTE_RELATIVE_SCORE * found[0][1]
+                              and u.text not in {q.text for q, _ in quotes})
 
         if mode == "extractive":
             yield self._extractive(quotes, sources, trace)
             return
 
-        messages = build_messages(question, sources, language, list(opts.history))
+        with _timed(trace, "compression"):
+            budget = self._context_budget(question, language, params, list(opts.history))
+            prompt_sources, report = self.compressor.compress(question, sources, budget)
+            messages = build_messages(question, prompt_sources, language, list(opts.history))
+            prompt_tokens = self.compressor.count_tokens("\n".join(m["content"] for m in messages))
+        trace.details["compression"] = report.to_dict()
+        trace.details["prompt_tokens"] = prompt_tokens if self._exact_tokens else f"~{prompt_tokens} (estimated)"
         pieces: list[str] = []
         with _timed(trace, "generation"):
             for piece in self.generator.stream(messages, params):
@@ -183,9 +227,19 @@ class QueryPipeline:
         generated = "".join(pieces).strip()
         trace.details["generator"] = self.generator.model_id
         trace.details["generated"] = generated
-        yield self._grounded(generated, quotes, sources, language, mode, trace)
+        yield self._grounded(generated, quotes, sources, prompt_sources, language, mode, trace)
 
-    def _grounded(self, generated: str, quotes: list[tuple[Unit, float]], sources: list[ScoredChunk],
+    def _context_budget(self, question: str, language: str, params: SamplingParams,
+                        history: list[Message]) -> int:
+        """Tokens left for the sources: the context window minus instructions, question and the answer."""
+        if self.settings.context_tokens:
+            return self.settings.context_tokens
+        frame = build_messages(question, [], language, history)
+        fixed = self.compressor.count_tokens("\n".join(m["content"] for m in frame))
+        return max(64, self.settings.llm_context - params.max_tokens - fixed - 64)  # 64: chat-template tokens
+
+    def _grounded(self, generated: str, quotes: list[tuple[Unit, float]], evidence_sources: list[ScoredChunk],
+                  sources: list[ScoredChunk],
                   language: str, mode: AnswerMode, trace: Trace) -> Answer:
         if not generated or any(msg.rstrip(".") in generated for msg in ABSTENTION.values()):
             trace.details["abstain_reason"] = "the model said the sources do not contain the answer"
@@ -198,7 +252,10 @@ class QueryPipeline:
         supported = bool(support) and all(s.supported(MIN_SEMANTIC_SUPPORT, MIN_LEXICAL_SUPPORT) for s in support)
         if not supported and mode == "auto":
             trace.notes.append("generated answer not supported by the sources; answered with quotes instead")
-            return self._extractive(quotes, sources, trace)
+            return self._extractive(quotes, evidence_sources, trace)
+        if not supported:
+            trace.details["supported"] = False
+            trace.notes.append("generated answer not fully supported by the sources (see trace.support)")
         cited = cited_indices(generated, len(sources)) or sorted({s.source_index for s in support if s.source_index})
         text = renumber_citations(generated, cited)
         return Answer(text, False, [Citation.from_scored(sources[n - 1]) for n in cited], trace)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.embedder import Embedder
+from rag.expansion import ExpandedQuery
 from rag.fusion import ReciprocalRankFusion
 from rag.index import DocumentIndex
 from rag.settings import Settings
@@ -69,22 +70,32 @@ class HybridRetriever:
         self.fusion = ReciprocalRankFusion(k=rrf_k, weights=weights)
 
     def retrieve(self, query: str, language: str, top_k: int | None = None, filters: Filters | None = None,
-                 mode: str | None = None) -> RetrievalResult:
+                 mode: str | None = None, expansions: list[ExpandedQuery] | None = None) -> RetrievalResult:
+        """Run BM25 and/or dense search for the query (and each expansion), then fuse all ranked lists.
+
+        Lists are named ``bm25``/``dense`` for the query itself and ``bm25#n``/``dense#n`` for the
+        n-th expansion; fusion weights apply by retriever (``bm25``, ``dense``).
+        """
         if mode is None:
             mode = self.mode
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
         if top_k is None:
             top_k = self.candidates
         where = filters.to_where() if filters else None
         result = RetrievalResult(hits=[])
         lists: dict[str, list[ScoredChunk]] = {}
-        if mode in ("hybrid", "bm25"):
-            started = time.perf_counter()
-            lists["bm25"] = self._bm25(query, language, where)
-            result.timings_ms["bm25"] = (time.perf_counter() - started) * 1000
-        if mode in ("hybrid", "dense"):
-            started = time.perf_counter()
-            lists["dense"] = self._dense(query, where)
-            result.timings_ms["dense"] = (time.perf_counter() - started) * 1000
+        queries = [ExpandedQuery(query, "original")] + [e for e in expansions or [] if e.kind != "original"]
+        for n, expanded in enumerate(queries):
+            suffix = f"#{n}" if n else ""
+            if mode in ("hybrid", "bm25") and not (expanded.dense_only and mode == "hybrid"):
+                started = time.perf_counter()
+                lists["bm25" + suffix] = self._bm25(expanded.text, language, where)
+                result.timings_ms["bm25"] = result.timings_ms.get("bm25", 0.0) + (time.perf_counter() - started) * 1000
+            if mode in ("hybrid", "dense"):
+                started = time.perf_counter()
+                lists["dense" + suffix] = self._dense(expanded.text, where)
+                result.timings_ms["dense"] = result.timings_ms.get("dense", 0.0) + (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         result.hits = self.fusion.fuse(lists, top_k=top_k)
         result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000

@@ -61,12 +61,19 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     bm25_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the BM25 ranking in the fusion.")
     dense_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the dense ranking in the fusion.")
+    query_expansion: list[Literal["decompose", "multi-query", "hyde"]] = Field(
+        default_factory=lambda: ["decompose"],
+        description="Extra retrieval queries: decompose (rule-based), multi-query and hyde (ask the LLM; off by default).")
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Which retrievers run.")
     rerank: bool = Field(True, description="Re-rank fused candidates (cross-encoder, else the embedder).")
     rerank_candidates: int = Field(20, ge=1, le=200, description="Fused candidates handed to the re-ranker.")
     min_relevance: float = Field(
         0.35, ge=-1.0, le=1.0,
         description="Abstain when the best source's cosine similarity to the question is below this.")
+
+    context_tokens: int | None = Field(
+        None, ge=64, description="Token budget for the sources in the prompt; default: llm_context minus "
+                                 "max_tokens and the instructions.")
 
     # --- generation --------------------------------------------------------------------------
     answer_mode: AnswerMode = Field("auto", description="generative, extractive, or auto (generate, fall back to quotes).")

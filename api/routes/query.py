@@ -53,11 +53,14 @@ async def query(body: QueryStreamRequest, services: ServicesDep):
     ``token`` events as the model writes, then one ``answer`` event with the final answer, citations and
     trace (the final answer replaces the tokens when the grounding check rejects them)."""
     options = QueryOptions(top_k=body.top_k, filters=to_filters(body.filters), answer_mode=body.answer_mode,
-                           retrieval_mode=body.retrieval_mode,
+                           retrieval_mode=body.retrieval_mode, rerank=body.rerank,
+                           expansion=None if body.query_expansion is None else tuple(body.query_expansion),
                            sampling=sampling(services, temperature=body.temperature, top_p=body.top_p,
                                              max_tokens=body.max_tokens, seed=body.seed))
     # Extractive answers never touch the model: they skip the gate and run fully concurrently.
-    gated = (body.answer_mode or services.settings.answer_mode) != "extractive"
+    expansion = services.settings.query_expansion if body.query_expansion is None else body.query_expansion
+    gated = ((body.answer_mode or services.settings.answer_mode) != "extractive"
+             or bool({"multi-query", "hyde"} & set(expansion)))
     if gated:
         services.gate.enter()
     if body.stream:

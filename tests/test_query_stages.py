@@ -1,0 +1,105 @@
+"""Query expansion and context compression, with the real embedder, tokenizer and demo index."""
+
+import pytest
+
+from rag.compression import ContextCompressor, merge_windows
+from rag.expansion import QueryExpander, decompose
+from rag.index import DocumentIndex
+from rag.pipeline import QueryOptions, QueryPipeline
+from rag.types import Chunk, ChunkMetadata, ElementType, ScoredChunk
+from tests.conftest import ScriptedGenerator
+
+
+@pytest.mark.parametrize(("question", "language", "parts"), [
+    ("¿Cuál es la dosis máxima en adultos y cuándo se debe tomar?", "es",
+     ["¿Cuál es la dosis máxima en adultos?", "¿cuándo se debe tomar?"]),
+    ("¿Qué es el error E7? ¿Cómo se resetea el termostato?", "es",
+     ["¿Qué es el error E7?", "¿Cómo se resetea el termostato?"]),
+    ("What does error E7 mean and how do I reset it?", "en", ["What does error E7 mean?", "how do I reset it?"]),
+    ("¿Puede tomarse paracetamol con alcohol y café?", "es", ["¿Puede tomarse paracetamol con alcohol y café?"]),
+    ("Who wrote Pride and Prejudice?", "en", ["Who wrote Pride and Prejudice?"]),
+])
+def test_decompose_splits_only_multi_part_questions(question, language, parts):
+    assert decompose(question, language) == parts
+
+
+def test_llm_expansions_parse_paraphrases_and_hyde():
+    generator = ScriptedGenerator("1. ¿Qué cantidad máxima de paracetamol puede tomar un adulto?\n"
+                                  "- dosis tope diaria de paracetamol en adultos\n\nok\n"
+                                  "¿Cuál es la dosis máxima de paracetamol?",
+                                  "Los adultos pueden tomar hasta 4 g de paracetamol al día.")
+    expanded = QueryExpander(generator).expand("¿Cuál es la dosis máxima de paracetamol?", "es",
+                                               ("multi-query", "hyde"))
+    assert [(e.kind, e.text) for e in expanded] == [
+        ("original", "¿Cuál es la dosis máxima de paracetamol?"),
+        ("paraphrase", "¿Qué cantidad máxima de paracetamol puede tomar un adulto?"),
+        ("paraphrase", "dosis tope diaria de paracetamol en adultos"),
+        ("hyde", "Los adultos pueden tomar hasta 4 g de paracetamol al día."),
+    ]
+    assert expanded[-1].dense_only and "español" not in generator.calls[0][0]["content"]
+    with pytest.raises(ValueError, match="unknown query expansion"):
+        QueryExpander(generator).expand("q", "en", ("synonyms",))
+    with pytest.raises(ValueError, match="need a generator"):
+        QueryExpander(None).expand("q", "en", ("hyde",))
+
+
+def test_expansions_are_retrieved_and_fused(demo_settings, embedder):
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder,
+                             ScriptedGenerator())
+    question = "¿Qué significa el error E7 y cuántos días se puede teletrabajar?"
+    answer = pipeline.answer(question, QueryOptions(answer_mode="extractive", expansion=("decompose",)))
+    assert [e["kind"] for e in answer.trace.details["expansions"]] == ["sub-question", "sub-question"]
+    assert {"bm25#1", "dense#1", "bm25#2", "dense#2"} <= set(answer.trace.details["retrieval"])
+    # Each part found its own evidence: both documents are cited.
+    assert {c.source for c in answer.citations} == {"thermolink_t200_manual.pdf", "politica_teletrabajo.md"}
+
+
+def _hit(doc: str, text: str, window: str | None = None, kind: ElementType = ElementType.TEXT,
+         ordinal: int = 0) -> ScoredChunk:
+    meta = ChunkMetadata(source=f"{doc}.pdf", page=1, doc_id=doc, element_type=kind, window=window, ordinal=ordinal)
+    return ScoredChunk(Chunk(Chunk.make_id(doc, ordinal, text), text, meta), 1.0)
+
+
+def test_overlapping_windows_merge_without_repeating_sentences():
+    s = [f"Sentence number {i} of the leaflet." for i in range(6)]
+    hits = [_hit("a", s[2], " ".join(s[0:5]), ordinal=2), _hit("b", s[3], " ".join(s[1:6]), ordinal=3),
+            _hit("a", s[3], " ".join(s[1:6]), ordinal=3)]
+    merged, count = merge_windows(hits)
+    assert count == 1 and len(merged) == 2
+    assert merged[0].chunk.metadata.window == " ".join(s)  # union, in document order, each sentence once
+    assert merged[1].chunk.metadata.doc_id == "b"  # another document never merges
+
+
+def test_compression_fits_the_budget_with_the_model_tokenizer(embedder, llm):
+    generator = llm
+    compressor = ContextCompressor(embedder, generator.count_tokens)
+    filler = [f"El edificio {i} tiene un aparcamiento con {i + 10} plazas para bicicletas." for i in range(12)]
+    hit_sentence = "La dosis máxima de paracetamol en adultos es de 4 g al día."
+    window = " ".join(filler[:6] + [hit_sentence] + filler[6:])
+    table = ("| Edad | Dosis |\n|---|---|\n| Adultos | 1 g cada 6 h |\n| Niños | 15 mg/kg cada 6 h |\n"
+             + "\n".join(f"| Grupo {i} | {i} mg |" for i in range(10)))
+    hits = [_hit("prospecto", hit_sentence, window), _hit("tabla", table, kind=ElementType.TABLE)]
+    question = "¿Cuál es la dosis máxima de paracetamol en adultos?"
+    _, untouched = compressor.compress(question, hits, budget=10_000)
+    assert untouched.tokens_after == untouched.tokens_before and not untouched.dropped_units
+    budget = untouched.tokens_before // 2
+    kept, report = compressor.compress(question, hits, budget=budget)
+    assert report.tokens_after <= budget < report.tokens_before
+    text = kept[0].chunk.context_text
+    assert hit_sentence in text and len(text) < len(window)
+    assert all(f in window for f in report.dropped_units if "|" not in f)
+    table_lines = kept[1].chunk.context_text.splitlines()
+    assert table_lines[:2] == ["| Edad | Dosis |", "|---|---|"]  # header kept
+    assert all(line.startswith("|") and line.endswith("|") for line in table_lines)  # whole rows only
+    assert generator.count_tokens("hola") >= 1
+
+
+def test_generation_trace_reports_compression_and_prompt_tokens(demo_settings, embedder):
+    generator = ScriptedGenerator("Error E7 means the C wire is not connected [1].")
+    settings = demo_settings.with_overrides(context_tokens=120)
+    pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, generator)
+    answer = pipeline.answer("What does error E7 mean on the thermostat?", QueryOptions(answer_mode="generative"))
+    compression = answer.trace.details["compression"]
+    assert compression["budget"] == 120 and compression["tokens_after"] <= 120 < compression["tokens_before"]
+    assert str(answer.trace.details["prompt_tokens"]).endswith("(estimated)")  # scripted model: no tokenizer
+    assert "compression" in answer.trace.timings_ms
