@@ -67,3 +67,11 @@ def load_beir(folder: Path, split: str | None = None) -> BeirDataset:
     qrels = {q: docs for q, docs in qrels.items() if q in queries}
     digest = hashlib.sha256((folder / "corpus.jsonl").read_bytes()).hexdigest()[:16]
     return BeirDataset(folder.name, corpus, queries, qrels, qrels_path.stem, digest)
+
+
+def load_answers(folder: Path) -> dict[str, list[str]]:
+    """``answers.jsonl`` next to a BEIR set (XQuAD has one): query id -> accepted answer strings."""
+    path = folder / "answers.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: no answers.jsonl, so answers cannot be scored (drop --answers)")
+    return {str(r["_id"]): [str(a) for a in r["answers"]] for r in _jsonl(path)}

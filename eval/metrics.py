@@ -44,13 +44,18 @@ def ndcg(ranking: list[str], qrels: dict[str, int], k: int) -> float:
 
 
 METRICS = {"hit_rate": hit_rate, "mrr": mrr, "ndcg": ndcg, "recall": recall}
+DEFAULT_KS = (1, 3, 5, 10, 100)
 
 
-def evaluate_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]], ks: tuple[int, ...],
-                 metrics: tuple[str, ...] = ("hit_rate", "mrr", "ndcg")) -> dict[str, float]:
-    """Mean of each metric@k over every judged query; a query missing from ``run`` scores 0."""
-    out: dict[str, float] = {}
+def evaluate_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]], ks: tuple[int, ...] = DEFAULT_KS,
+                 metrics: tuple[str, ...] = ("hit_rate", "mrr", "ndcg", "recall")) -> dict[str, float]:
+    """Mean of each metric@k over every judged query.
+
+    A query missing from ``run`` or with an empty ranking scores 0 and stays in the mean (pytrec_eval
+    would drop it); how many there were is reported as ``queries_without_results``.
+    """
     queries = sorted(qrels)
+    out: dict[str, float] = {"queries_without_results": float(sum(not run.get(q) for q in queries))}
     for name in metrics:
         fn = METRICS[name]
         for k in ks:

@@ -1,20 +1,15 @@
-"""QA-layout evaluation over an ingested document folder: answers, citations and abstention.
+"""The QA layout: questions over a document folder, with accepted answers and where they are.
 
-One JSON object a line: ``{"id", "question", "answers": [...], "source", "pages": [...], "answerable"}``.
+One JSON object a line: ``{"id", "question", "answers": [...], "source", "pages": [...], "answerable"}``;
+``source`` is the file name relative to the folder, ``pages`` the 1-based pages that hold the answer
+(empty: any page), ``answerable: false`` for questions the documents cannot answer.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from tqdm import tqdm
-
-from rag.pipeline import QueryOptions, QueryPipeline
 
 
 @dataclass(frozen=True)
@@ -39,44 +34,3 @@ def load_qa(path: Path) -> list[QAItem]:
         except (json.JSONDecodeError, KeyError) as exc:
             raise ValueError(f"{path}:{number}: invalid QA line ({exc})") from exc
     return items
-
-
-def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.lower())
-    return " ".join("".join(c for c in text if not unicodedata.combining(c)).split())
-
-
-@dataclass
-class QAReport:
-    items: int
-    metrics: dict[str, float]
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def table(self) -> str:
-        return "\n".join([f"QA set: {self.items} questions"] +
-                         [f"  {k:<22} {v:.3f}" for k, v in self.metrics.items()])
-
-
-def evaluate_qa(items: list[QAItem], pipeline: QueryPipeline, answer_mode: str | None = None) -> QAReport:
-    rows = []
-    for item in tqdm(items, desc="answering", unit="question"):
-        started = time.perf_counter()
-        answer = pipeline.answer(item.question, QueryOptions(answer_mode=answer_mode))
-        cited = [(c.source, c.page) for c in answer.citations]
-        right_source = any(s == item.source and (not item.pages or p in item.pages) for s, p in cited)
-        rows.append({"id": item.id, "answerable": item.answerable, "abstained": answer.abstained,
-                     "contains_answer": any(_norm(a) in _norm(answer.text) for a in item.answers),
-                     "citation_correct": right_source, "seconds": time.perf_counter() - started,
-                     "answer": answer.text, "citations": cited})
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
-
-    def share(rs: list[dict], key: str) -> float:
-        return sum(bool(r[key]) for r in rs) / len(rs) if rs else 0.0
-
-    metrics = {"answer_contains_gold": share(answerable, "contains_answer"),
-               "citation_accuracy": share(answerable, "citation_correct"),
-               "false_abstention": share(answerable, "abstained"),
-               "abstention_unanswerable": share(unanswerable, "abstained"),
-               "mean_seconds": sum(r["seconds"] for r in rows) / len(rows) if rows else 0.0}
-    return QAReport(len(rows), metrics, rows)

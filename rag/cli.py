@@ -17,8 +17,7 @@ CHUNKERS = list(get_args(ChunkerName))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {"index_dir": getattr(args, "index", None), "chunker": getattr(args, "chunker", None)}
-    return Settings.load(args.config, **{k: v for k, v in overrides.items() if v is not None})
+    return Settings.load(args.config, **_cli_overrides(args))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -78,35 +77,99 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from eval.runner import evaluate_beir
+    if args.compare:
+        return _eval_compare(args)
+    if not args.dataset:
+        raise ValueError("rag eval needs a dataset (BEIR folder, QA .jsonl or RGB .jsonl) or --compare A B")
+    from eval.configs import DEFAULT_GRID, NAMED, grid, named
 
     settings = _settings(args)
-    if Path(args.dataset).is_file():
-        return _eval_qa(args, settings)
-    report = evaluate_beir(Path(args.dataset), settings, split=args.split, ks=tuple(args.k),
-                           index_dir=Path(args.index) if args.index else None, mode=args.mode)
+    if args.eval_config and args.eval_config not in NAMED:
+        settings = Settings.load(args.eval_config, **_cli_overrides(args))
+    overrides = {"retrieval_mode": args.mode, "answer_mode": args.answer_mode, "rerank": args.rerank,
+                 "query_expansion": None if args.expansion is None else
+                 ([] if args.expansion == "none" else args.expansion.split("+"))}
+    settings = settings.with_overrides(**overrides)
+    if args.grid is not None:
+        configs = grid(args.grid or DEFAULT_GRID, settings)
+    elif args.eval_config in NAMED:
+        configs = [named(args.eval_config, settings)]
+    else:
+        configs = grid("", settings)
+
+    dataset = Path(args.dataset)
+    started = time.perf_counter()
+    out = Path(args.out) if args.out else Path("eval-reports") / f"{dataset.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if dataset.is_file() and _jsonl_keys(dataset) >= {"query", "fakeanswer"}:
+        return _eval_rgb(args, settings, dataset, out)
+    from eval.report import write_report
+    from eval.runner import Evaluator
+
+    evaluator = Evaluator(settings, ks=tuple(args.k), limit=args.limit, judge=_judge(args, settings))
+    if dataset.is_file():
+        from eval.qa import load_qa
+
+        items = load_qa(dataset)[: args.limit] if args.limit else load_qa(dataset)
+        report = evaluator.qa(dataset, Path(args.docs) if args.docs else dataset.parent, items, configs)
+    else:
+        report = evaluator.beir(dataset, configs, split=args.split, answers=args.answers)
+    report.timings_s["total"] = time.perf_counter() - started
     print(report.table())
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
-        print(f"wrote {args.json}")
+    written = write_report(report, out)
+    print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
 
 
-def _eval_qa(args: argparse.Namespace, settings: Settings) -> int:
-    from eval.qa import evaluate_qa, load_qa
-    from ingest.pipeline import FolderIngestor
-    from rag.pipeline import QueryPipeline
+def _cli_overrides(args: argparse.Namespace) -> dict[str, object]:
+    overrides = {"index_dir": getattr(args, "index", None), "chunker": getattr(args, "chunker", None)}
+    return {k: v for k, v in overrides.items() if v is not None}
 
-    items = load_qa(Path(args.dataset))
-    if args.docs:
-        print(FolderIngestor(settings).run(Path(args.docs)).summary())
-    report = evaluate_qa(items, QueryPipeline.from_settings(settings), answer_mode=args.answer_mode)
-    print(report.table())
-    if args.json:
-        Path(args.json).write_text(json.dumps({"metrics": report.metrics, "rows": report.rows},
-                                              ensure_ascii=False, indent=2), encoding="utf-8")
-        print(f"wrote {args.json}")
+
+def _jsonl_keys(path: Path) -> set[str]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    return set(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}: first line is not JSON ({exc.msg})") from exc
+    raise ValueError(f"{path}: empty file")
+
+
+def _judge(args: argparse.Namespace, settings: Settings):
+    if args.judge != "llm":
+        return None
+    from eval.faithfulness import LLMJudge
+    from rag.generator import generator_from_settings
+
+    return LLMJudge(generator_from_settings(settings))
+
+
+def _eval_rgb(args: argparse.Namespace, settings: Settings, dataset: Path, out: Path) -> int:
+    from eval.faithfulness import AlignmentJudge
+    from eval.rgb import load_rgb, validate_judge
+    from rag.embedder import SentenceTransformerEmbedder
+
+    items = load_rgb(dataset)[: args.limit] if args.limit else load_rgb(dataset)
+    judge = _judge(args, settings) or AlignmentJudge(SentenceTransformerEmbedder(settings.embedder_model))
+    validation = validate_judge(items, judge)
+    summary = {"dataset": dataset.name, "judge": judge.name, **validation.to_dict()}
+    print(f"faithfulness judge '{judge.name}' on {dataset.name}: ROC AUC {validation.auc:.4f}, "
+          f"held-out accuracy {validation.accuracy:.4f} at threshold {validation.threshold:.4f} "
+          f"({validation.items} items)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({**summary, "scores": validation.scores}, indent=2), encoding="utf-8")
+    print(f"wrote {out / 'report.json'}")
     return 0
+
+
+def _eval_compare(args: argparse.Namespace) -> int:
+    from eval.compare import compare, format_differences
+
+    before, after = (Path(p) for p in args.compare)
+    diffs = compare(before, after, args.threshold)
+    print(format_differences(diffs, args.threshold))
+    return 1 if any(d.regression for d in diffs) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,16 +200,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("eval", help="evaluate retrieval (BEIR folder) or answers (QA .jsonl file)")
-    p.add_argument("dataset", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or QA .jsonl")
-    p.add_argument("--docs", help="QA layout: ingest this folder into the index first")
-    p.add_argument("--answer-mode", choices=["generative", "extractive", "auto"], help="QA layout: answer mode")
-    p.add_argument("--index", help="index folder for the corpus (default: a cache under the index dir)")
-    p.add_argument("--split", default=None, help="qrels split (default: the only or 'dev' or 'test')")
-    p.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="cut-offs")
-    p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid", help="retrieval mode")
+    p = sub.add_parser("eval", help="evaluate retrieval (BEIR folder), answers (QA .jsonl) or the faithfulness "
+                                    "judge (RGB .jsonl); writes report.json, report.md, run.trec and plots")
+    p.add_argument("dataset", nargs="?", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), "
+                                              "QA .jsonl (question, answers, source, pages, answerable) or RGB .jsonl")
+    p.add_argument("--docs", help="QA layout: the document folder (default: the .jsonl file's folder)")
+    p.add_argument("--split", default=None, help="qrels split (default: the only one, else dev, else test)")
+    p.add_argument("--k", type=int, nargs="+", default=[1, 3, 5, 10, 100], help="cut-offs (default 1 3 5 10 100)")
+    p.add_argument("--config", dest="eval_config",
+                   help="a settings TOML file, or a named configuration: bm25, dense, hybrid, hybrid+rerank")
+    p.add_argument("--grid", nargs="?", const="",
+                   help="run a grid of configurations, e.g. 'chunker=sentence-window,semantic;mode=bm25,dense,hybrid;"
+                        "rerank=off,on;expansion=none,decompose;answer=extractive,auto' (alone: mode x rerank)")
+    p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], help="retrieval mode")
+    p.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None, help="re-rank candidates")
+    p.add_argument("--expansion", help="query expansion: none, decompose, multi-query, hyde, or joined with +")
     p.add_argument("--chunker", choices=CHUNKERS, help="chunking strategy")
-    p.add_argument("--json", help="write the metrics as JSON to this file")
+    p.add_argument("--answer-mode", choices=["generative", "extractive", "auto"], help="answer mode")
+    p.add_argument("--answers", action="store_true",
+                   help="BEIR layout: also answer every query and score answers (needs answers.jsonl, e.g. XQuAD)")
+    p.add_argument("--judge", choices=["alignment", "llm"], default="alignment",
+                   help="faithfulness judge: embedder+lexical alignment (default) or the configured LLM")
+    p.add_argument("--limit", type=int, help="only the first N queries (sorted by id)")
+    p.add_argument("--index", help="index folder; evaluation indexes are cached in its eval-cache/")
+    p.add_argument("--out", help="report folder (default: eval-reports/<dataset>-<time>)")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two report.json files")
+    p.add_argument("--threshold", type=float, default=0.01,
+                   help="--compare: a drop beyond this is a regression (exit status 1)")
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -46,6 +46,22 @@ class SentenceSupport:
         return self.numbers_ok and self.lexical >= min_lexical and self.semantic >= min_semantic
 
 
+@dataclass(frozen=True)
+class Alignment:
+    """One sentence scored against context units; ``unit`` is the index of the most similar one."""
+
+    semantic: float
+    lexical: float
+    combined: float
+    numbers_ok: bool
+    unit: int
+
+
+def claims(answer: str) -> list[str]:
+    """The sentences of an answer, citation markers removed: the claims a grounding check scores."""
+    return [s for s in split_sentences(_CITATION.sub("", answer)) if len(s.strip()) > 2]
+
+
 def cited_indices(text: str, n_sources: int) -> list[int]:
     """Distinct [n] references in order of first appearance, limited to existing sources."""
     seen: list[int] = []
@@ -86,24 +102,34 @@ class Grounder:
         return [float(v) for v in similarities(self.embedder, question, [s.chunk.text for s in sources])]
 
     def support(self, answer: str, sources: list[ScoredChunk], language: str) -> list[SentenceSupport]:
-        sentences = [s for s in split_sentences(_CITATION.sub("", answer)) if len(s.strip()) > 2]
+        sentences = claims(answer)
         units = source_units(sources)
+        alignments = self.align(sentences, [u.text for u in units], language)
+        return [SentenceSupport(s, a.semantic, a.lexical, a.numbers_ok, units[a.unit].source_index if units else 0)
+                for s, a in zip(sentences, alignments, strict=True)]
+
+    def align(self, sentences: list[str], units: list[str], language: str) -> list[Alignment]:
+        """Each sentence against every context unit (AlignScore's "max over context units" recipe).
+
+        ``semantic``: best cosine to a unit; ``lexical``: largest share of the sentence's content
+        terms found in one unit (words picked from different sentences do not add up); ``combined``:
+        the best unit's mean of the two; ``numbers_ok``: every number also occurs in the context.
+        """
         if not sentences or not units:
-            return [SentenceSupport(s, 0.0, 0.0, False, 0) for s in sentences]
+            return [Alignment(0.0, 0.0, 0.0, False, 0) for _ in sentences]
         analyzer = Analyzer(language)
-        unit_terms = [set(analyzer.terms(u.text)) for u in units]
-        source_numbers = set(_NUMBER.findall(" ".join(u.text for u in units)))
-        vectors = self.embedder.embed(sentences + [u.text for u in units])
+        unit_terms = [set(analyzer.terms(u)) for u in units]
+        context_numbers = set(_NUMBER.findall(" ".join(units)))
+        vectors = self.embedder.embed(sentences + units)
         sims = vectors[: len(sentences)] @ vectors[len(sentences):].T
-        best = sims.argmax(axis=1)
         result = []
         for i, sentence in enumerate(sentences):
             terms = set(analyzer.terms(sentence))
-            # Coverage by one source unit: words picked from different sentences do not add up.
-            lexical = max(len(terms & ut) for ut in unit_terms) / len(terms) if terms else 0.0
-            numbers_ok = all(n in source_numbers for n in _NUMBER.findall(sentence))
-            result.append(SentenceSupport(sentence, float(sims[i, best[i]]), lexical, numbers_ok,
-                                          units[best[i]].source_index))
+            lexical = np.array([len(terms & ut) / len(terms) if terms else 0.0 for ut in unit_terms])
+            combined = (sims[i] + lexical) / 2
+            numbers_ok = all(n in context_numbers for n in _NUMBER.findall(sentence))
+            result.append(Alignment(float(sims[i].max()), float(lexical.max()), float(combined.max()), numbers_ok,
+                                    int(sims[i].argmax())))
         return result
 
     def extract(self, question: str, sources: list[ScoredChunk], language: str,

@@ -101,6 +101,11 @@ class QueryPipeline:
                 self._reranker, self._reranker_fallback = load_reranker(self.settings.reranker_model, self.embedder)
         return self._reranker
 
+    def use_reranker(self, reranker: Reranker, fallback_reason: str | None = None) -> None:
+        """Share an already loaded re-ranker (the evaluation runs many pipelines over one model)."""
+        with self._reranker_lock:
+            self._reranker, self._reranker_fallback = reranker, fallback_reason
+
     @classmethod
     def from_settings(cls, settings: Settings) -> QueryPipeline:
         embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)

@@ -1,0 +1,124 @@
+"""Faithfulness: the share of an answer's claims that the retrieved context supports.
+
+Two judges behind one Protocol:
+
+- ``AlignmentJudge`` (default, no LLM): claims are the answer's sentences; each is scored against
+  every context sentence or table row and keeps its best score (the AlignScore recipe), with the
+  embedder's cosine and lexical coverage averaged; a claim whose numbers are absent from the context
+  is halved. A claim counts as supported at or above ``threshold`` (calibrated on RGB, see
+  ``eval.rgb``).
+- ``LLMJudge``: ragas-style: the configured LLM rewrites the answer as standalone statements, then
+  gives a yes/no verdict per statement against the context. Only as good as the model: use a capable
+  GGUF or OpenAI-compatible server, not the embedded 135M model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from rag.analysis import split_sentences
+from rag.embedder import Embedder
+from rag.generator import Generator, SamplingParams, generate
+from rag.grounding import Grounder, claims
+
+# Calibrated on the first half of RGB en_fact (eval.rgb.calibrate); accuracy is reported on the other half.
+DEFAULT_THRESHOLD = 0.68
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    claim: str
+    score: float
+    supported: bool
+
+
+@dataclass
+class Faithfulness:
+    score: float  # share of supported claims; 0 for an answer without claims
+    claims: list[ClaimVerdict] = field(default_factory=list)
+
+    @property
+    def mean_claim_score(self) -> float:
+        return sum(c.score for c in self.claims) / len(self.claims) if self.claims else 0.0
+
+
+@runtime_checkable
+class FaithfulnessJudge(Protocol):
+    name: str
+
+    def judge(self, answer: str, contexts: list[str], language: str = "en") -> Faithfulness: ...
+
+
+def context_units(contexts: list[str]) -> list[str]:
+    """Context sentences, and table rows (Markdown) with their header."""
+    units: list[str] = []
+    for text in contexts:
+        lines = [ln for ln in text.splitlines() if ln.strip().startswith("|")]
+        if len(lines) > 2:
+            units.extend(f"{lines[0]}\n{lines[1]}\n{row}" for row in lines[2:])
+            text = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("|"))
+        units.extend(s for s in split_sentences(text) if len(s.strip()) > 2)
+    return units
+
+
+class AlignmentJudge:
+    """Embedder + lexical alignment of each claim with its best context unit.
+
+    >>> AlignmentJudge(embedder).judge("Paris is the capital of France.", ["France's capital is Paris."]).score
+    """
+
+    name = "alignment"
+
+    def __init__(self, embedder: Embedder, threshold: float = DEFAULT_THRESHOLD) -> None:
+        self.grounder = Grounder(embedder)
+        self.threshold = threshold
+
+    def claim_scores(self, answer: str, contexts: list[str], language: str = "en") -> list[tuple[str, float]]:
+        sentences = claims(answer)
+        alignments = self.grounder.align(sentences, context_units(contexts), language)
+        return [(s, a.combined if a.numbers_ok else a.combined / 2)
+                for s, a in zip(sentences, alignments, strict=True)]
+
+    def judge(self, answer: str, contexts: list[str], language: str = "en") -> Faithfulness:
+        verdicts = [ClaimVerdict(c, score, score >= self.threshold)
+                    for c, score in self.claim_scores(answer, contexts, language)]
+        share = sum(v.supported for v in verdicts) / len(verdicts) if verdicts else 0.0
+        return Faithfulness(share, verdicts)
+
+
+_STATEMENTS = ("Rewrite the answer below as short, standalone factual statements, one per line, "
+               "without numbering and nothing else.\n\nQuestion context: {question}\nAnswer: {answer}")
+_VERDICT = ("Context:\n{context}\n\nStatement: {statement}\n\nCan the statement be inferred from the context "
+            "alone? Reply with one word: yes or no.")
+_YES = re.compile(r"^\W*(yes|s[ií])\b", re.IGNORECASE)
+
+
+class LLMJudge:
+    """Statement extraction and one yes/no verdict per statement by the configured LLM."""
+
+    name = "llm"
+
+    def __init__(self, generator: Generator, max_context_chars: int = 6000) -> None:
+        self.generator = generator
+        self.max_context_chars = max_context_chars
+        self.params = SamplingParams(max_tokens=200, temperature=0.0, seed=0)
+        self.verdict_params = SamplingParams(max_tokens=3, temperature=0.0, seed=0)
+
+    def statements(self, answer: str, question: str = "") -> list[str]:
+        reply = generate(self.generator, [{"role": "user", "content": _STATEMENTS.format(
+            question=question or "-", answer=answer)}], self.params)
+        found = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", ln).strip() for ln in reply.splitlines()]
+        return [s for s in found if len(s.split()) >= 2] or claims(answer)
+
+    def judge(self, answer: str, contexts: list[str], language: str = "en", question: str = "") -> Faithfulness:
+        context = "\n\n".join(contexts)[: self.max_context_chars]
+        verdicts = []
+        for statement in self.statements(answer, question):
+            reply = generate(self.generator, [{"role": "user", "content": _VERDICT.format(
+                context=context, statement=statement)}], self.verdict_params)
+            yes = bool(_YES.match(reply))
+            verdicts.append(ClaimVerdict(statement, 1.0 if yes else 0.0, yes))
+        share = sum(v.supported for v in verdicts) / len(verdicts) if verdicts else 0.0
+        return Faithfulness(share, verdicts)
