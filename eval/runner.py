@@ -35,7 +35,7 @@ from rag.generator import Generator, generator_from_settings
 from rag.index import DocumentIndex
 from rag.pipeline import QueryOptions, QueryPipeline
 from rag.reranker import load_reranker
-from rag.retriever import HybridRetriever, fusion_weights
+from rag.retriever import HybridRetriever
 from rag.settings import Settings
 from rag.types import Element, ElementType
 
@@ -155,7 +155,8 @@ class Evaluator:
 
     def reranker(self):
         if self._reranker is None:
-            self._reranker = load_reranker(self.settings.reranker_model, self.embedder)
+            self._reranker = load_reranker(self.settings.reranker_model, self.embedder,
+                                           tuple(self.settings.embedder_languages))
         return self._reranker
 
     def _cache(self, name: str) -> Path:
@@ -189,8 +190,8 @@ class Evaluator:
                    config: EvalConfig) -> ConfigResult:
         result = ConfigResult(config)
         depth = max(max(self.ks), self.settings.candidates)
-        retriever = HybridRetriever(index, self.embedder, candidates=depth, rrf_k=self.settings.rrf_k,
-                                    mode=config.mode, weights=fusion_weights(self.settings))
+        retriever = HybridRetriever.from_settings(index, self.embedder, self.settings, candidates=depth,
+                                                  mode=config.mode)
         needs_llm = bool({"multi-query", "hyde"} & set(config.expansion))
         expander = QueryExpander(self.generator if needs_llm else None)
         reranker, fallback = self.reranker() if config.rerank else (None, None)

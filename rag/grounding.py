@@ -17,6 +17,16 @@ from rag.types import ElementType, ScoredChunk
 
 _CITATION = re.compile(r"\[(\d+)\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A quantity: a number with its unit, when it has one ("20 mg", "72 horas", "3 %"). "20 mg" is not
+# supported by a context that only says "20 mg/kg"... for children: the unit must match too.
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)(?:\s*(%|€|°c|mg|g|kg|mcg|µg|ml|l|h|min|mm|cm|m|km|horas?|d[ií]as?|"
+                       r"semanas?|meses|mes|a[nñ]os?|hours?|days?|weeks?|months?|years?|euros?)(?![\w/]))?",
+                       re.IGNORECASE)
+
+
+def quantities(text: str) -> set[str]:
+    """Numbers with their units, normalised ("20 mg", "72 horas", "1.5")."""
+    return {f"{n} {u.lower()}".strip() for n, u in _QUANTITY.findall(text)}
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,8 @@ class Grounder:
             return [Alignment(0.0, 0.0, 0.0, False, 0) for _ in sentences]
         analyzer = Analyzer(language)
         unit_terms = [set(analyzer.terms(u)) for u in units]
-        context_numbers = set(_NUMBER.findall(" ".join(units)))
+        context = " ".join(units)
+        context_numbers = quantities(context) | set(_NUMBER.findall(context))
         vectors = self.embedder.embed(sentences + units)
         sims = vectors[: len(sentences)] @ vectors[len(sentences):].T
         result = []
@@ -127,7 +138,7 @@ class Grounder:
             terms = set(analyzer.terms(sentence))
             lexical = np.array([len(terms & ut) / len(terms) if terms else 0.0 for ut in unit_terms])
             combined = (sims[i] + lexical) / 2
-            numbers_ok = all(n in context_numbers for n in _NUMBER.findall(sentence))
+            numbers_ok = all(q in context_numbers for q in quantities(sentence))
             result.append(Alignment(float(sims[i].max()), float(lexical.max()), float(combined.max()), numbers_ok,
                                     int(sims[i].argmax())))
         return result

@@ -19,7 +19,7 @@ from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages
 from rag.reranker import Reranker, load_reranker
-from rag.retriever import Filters, HybridRetriever, fusion_weights
+from rag.retriever import Filters, HybridRetriever
 from rag.settings import AnswerMode, Settings
 from rag.types import Answer, Citation, ScoredChunk, Trace
 
@@ -83,8 +83,7 @@ class QueryPipeline:
         self.index = index
         self.embedder = embedder
         self.generator = generator
-        self.retriever = HybridRetriever(index, embedder, candidates=settings.candidates, rrf_k=settings.rrf_k,
-                                         mode=settings.retrieval_mode, weights=fusion_weights(settings))
+        self.retriever = HybridRetriever.from_settings(index, embedder, settings)
         self.grounder = Grounder(embedder)
         self.expander = QueryExpander(generator)
         count, self._exact_tokens = token_counter(generator)
@@ -98,7 +97,8 @@ class QueryPipeline:
         """Loaded on first use; the fallback reason (if any) is logged once, when it is loaded."""
         with self._reranker_lock:
             if self._reranker is None:
-                self._reranker, self._reranker_fallback = load_reranker(self.settings.reranker_model, self.embedder)
+                self._reranker, self._reranker_fallback = load_reranker(self.settings.reranker_model, self.embedder,
+                                                                          tuple(self.settings.embedder_languages))
         return self._reranker
 
     def use_reranker(self, reranker: Reranker, fallback_reason: str | None = None) -> None:

@@ -58,7 +58,8 @@ class HybridRetriever:
     MODES = ("hybrid", "bm25", "dense")
 
     def __init__(self, index: DocumentIndex, embedder: Embedder, candidates: int = 30, rrf_k: int = 60,
-                 mode: str = "hybrid", weights: dict[str, float] | None = None) -> None:
+                 mode: str = "hybrid", weights: dict[str, float] | None = None,
+                 dense_languages: tuple[str, ...] = (), other_language_dense_weight: float = 1.0) -> None:
         if candidates < 1:
             raise ValueError(f"candidates must be > 0, got {candidates}")
         if mode not in self.MODES:
@@ -68,6 +69,23 @@ class HybridRetriever:
         self.candidates = candidates
         self.mode = mode
         self.fusion = ReciprocalRankFusion(k=rrf_k, weights=weights)
+        self.dense_languages = dense_languages
+        self.other_language_dense_weight = other_language_dense_weight
+
+    @classmethod
+    def from_settings(cls, index: DocumentIndex, embedder: Embedder, settings: Settings,
+                      candidates: int | None = None, mode: str | None = None) -> HybridRetriever:
+        return cls(index, embedder, candidates=candidates or settings.candidates, rrf_k=settings.rrf_k,
+                   mode=mode or settings.retrieval_mode, weights=fusion_weights(settings),
+                   dense_languages=tuple(settings.embedder_languages),
+                   other_language_dense_weight=settings.dense_weight_other_languages)
+
+    def fusion_for(self, language: str) -> ReciprocalRankFusion:
+        """The fusion for a query language: the dense ranking counts less in languages the embedder lacks."""
+        if not self.dense_languages or language in self.dense_languages:
+            return self.fusion
+        weights = {**self.fusion.weights, "dense": self.other_language_dense_weight}
+        return ReciprocalRankFusion(k=self.fusion.k, weights=weights)
 
     def retrieve(self, query: str, language: str, top_k: int | None = None, filters: Filters | None = None,
                  mode: str | None = None, expansions: list[ExpandedQuery] | None = None) -> RetrievalResult:
@@ -97,7 +115,7 @@ class HybridRetriever:
                 lists["dense" + suffix] = self._dense(expanded.text, where)
                 result.timings_ms["dense"] = result.timings_ms.get("dense", 0.0) + (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        result.hits = self.fusion.fuse(lists, top_k=top_k)
+        result.hits = self.fusion_for(language).fuse(lists, top_k=top_k)
         result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
         result.details = {name: [h.chunk.id for h in hits[:10]] for name, hits in lists.items()}
         return result

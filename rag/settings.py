@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # --- models ------------------------------------------------------------------------------
     embedder_model: str | None = Field(
         None, description="sentence-transformers model folder; default: the embedded all-MiniLM-L6-v2 package.")
+    embedder_languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="Languages the embedder was trained on (all-MiniLM-L6-v2: English); [] = all. Queries in "
+                    "other languages lean on BM25 (dense_weight_other_languages) and skip the embedder re-ranking.")
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding batch.")
     llm_model: str | None = Field(None, description="GGUF file; default: the embedded SmolLM2-135M-Instruct package.")
     llm_base_url: str | None = Field(
@@ -64,6 +68,10 @@ class Settings(BaseSettings):
     query_expansion: list[Literal["decompose", "multi-query", "hyde"]] = Field(
         default_factory=lambda: ["decompose"],
         description="Extra retrieval queries: decompose (rule-based), multi-query and hyde (ask the LLM; off by default).")
+    dense_weight_other_languages: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="Dense weight in the fusion for queries in a language outside embedder_languages. 0: the "
+                    "English MiniLM only adds noise on Spanish (XQuAD-es NDCG@10: 0.919 at 0, 0.906 at 0.1, 0.864 at 1).")
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Which retrievers run.")
     rerank: bool = Field(True, description="Re-rank fused candidates (cross-encoder, else the embedder).")
     rerank_candidates: int = Field(20, ge=1, le=200, description="Fused candidates handed to the re-ranker.")

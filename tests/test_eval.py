@@ -119,6 +119,9 @@ def test_grid_axes_multiply_with_chunkers_slowest():
                    Settings())
     assert len(configs) == 8 and [c.chunker for c in configs[:4]] == ["fixed"] * 4
     assert configs[1].expansion == ("decompose", "hyde") and configs[0].answer_mode == "extractive"
+    union = grid("chunker=fixed,semantic;mode=bm25 | chunker=fixed;mode=bm25,hybrid;rerank=on", Settings())
+    assert [(c.chunker, c.mode, c.rerank) for c in union] == [
+        ("fixed", "bm25", True), ("fixed", "hybrid", True), ("semantic", "bm25", True)]
 
 
 @pytest.mark.parametrize(("prediction", "answers", "em", "f1"), [

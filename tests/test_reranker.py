@@ -8,6 +8,7 @@ from rag.index import DocumentIndex
 from rag.models import default_embedder_path
 from rag.pipeline import QueryOptions, QueryPipeline
 from rag.reranker import CrossEncoderReranker, EmbeddingReranker, load_reranker
+from rag.types import Chunk, ChunkMetadata, ScoredChunk
 from tests.conftest import ScriptedGenerator
 
 
@@ -55,3 +56,22 @@ def test_missing_cross_encoder_falls_back_and_says_so(demo_settings, embedder, t
         assert "not found on disk or in the Hugging Face cache" in answer.trace.details["reranker_fallback"]
     assert sum("re-ranking with the embedder" in r.message for r in caplog.records) == 1  # logged once
     assert first.citations[0].source == "thermolink_t200_manual.pdf"
+
+
+def _hits(texts: list[str], windows: list[str]) -> list[ScoredChunk]:
+    return [ScoredChunk(Chunk(f"c{i}", t, ChunkMetadata(source="doc.pdf", window=w)), 1.0 / (i + 1))
+            for i, (t, w) in enumerate(zip(texts, windows, strict=True))]
+
+
+def test_embedder_fallback_reads_windows_and_leaves_other_languages_alone(embedder):
+    texts = ["It lasts two years.", "See below.", "They appear there."]
+    windows = ["The warranty of the box lasts two years.",
+               "See below. Error E7 means that the C wire of the thermostat is not connected.",
+               "Error codes of the thermostat appear on its display."]
+    reranker = EmbeddingReranker(embedder, languages=("en",))
+    english = reranker.rerank("What does error E7 mean on the thermostat?", _hits(texts, windows))
+    # Fused with the incoming order: the window with the answer rises to the top, the rest keep their order.
+    assert [h.chunk.id for h in english] == ["c1", "c0", "c2"]
+    spanish = reranker.rerank("¿Qué significa el error E7 del termostato?", _hits(texts, windows))
+    assert [h.chunk.id for h in spanish] == ["c0", "c1", "c2"]  # English-only embedder: the order stays
+    assert [h.ranks["rerank"] for h in spanish] == [1, 2, 3]
