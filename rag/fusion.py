@@ -30,7 +30,8 @@ class ReciprocalRankFusion:
                 scores[cid] = scores.get(cid, 0.0) + weight / (self.k + rank)
                 chunks.setdefault(cid, hit)
                 ranks.setdefault(cid, {})[name] = rank
-        order = sorted(scores, key=lambda cid: (-scores[cid], cid))
+        # Ties (e.g. hits only a zero-weight list found) keep their best rank order, then the id.
+        order = sorted(scores, key=lambda cid: (-scores[cid], min(ranks[cid].values()), cid))
         if top_k is not None:
             order = order[:top_k]
         return [ScoredChunk(chunks[cid].chunk, scores[cid], ranks[cid]) for cid in order]

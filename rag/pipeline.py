@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 # of its content terms do, and its best cosine to a source sentence reaches MIN_SEMANTIC_SUPPORT.
 MIN_LEXICAL_SUPPORT = 0.6
 MIN_SEMANTIC_SUPPORT = 0.45
-# Abstain unless some source sentence or table row scores this for the question (Grounder.extract).
-MIN_EVIDENCE_SCORE = 0.45
 # Extractive answers also quote the runner-up unit when it scores this share of the best one.
 QUOTE_RELATIVE_SCORE = 0.95
 
@@ -202,14 +200,15 @@ class QueryPipeline:
         trace.details["evidence"] = [{"text": u.text, "score": round(score, 4), "source": u.source_index}
                                      for found in per_part for u, score in found]
         best_evidence = max((found[0][1] for found in per_part if found), default=0.0)
-        if best_evidence < MIN_EVIDENCE_SCORE:
+        min_evidence = self.settings.min_evidence
+        if best_evidence < min_evidence:
             trace.details["abstain_reason"] = (f"best evidence score {best_evidence:.3f} below "
-                                               f"{MIN_EVIDENCE_SCORE}: the sources do not address the question")
+                                               f"min_evidence {min_evidence}: the sources do not address the question")
             yield self._abstain(language, trace)
             return
         quotes: list[tuple[Unit, float]] = []
         for found in per_part:
-            if found and found[0][1] >= MIN_EVIDENCE_SCORE:
+            if found and found[0][1] >= min_evidence:
                 quotes.extend((u, score) for u, score in found[:2] if score >= QUOTE_RELATIVE_SCORE * found[0][1]
                               and u.text not in {q.text for q, _ in quotes})
 

@@ -80,9 +80,10 @@ class HybridRetriever:
                    dense_languages=tuple(settings.embedder_languages),
                    other_language_dense_weight=settings.dense_weight_other_languages)
 
-    def fusion_for(self, language: str) -> ReciprocalRankFusion:
-        """The fusion for a query language: the dense ranking counts less in languages the embedder lacks."""
-        if not self.dense_languages or language in self.dense_languages:
+    def fusion_for(self, language: str, mode: str = "hybrid") -> ReciprocalRankFusion:
+        """The fusion for a query language: in hybrid mode, the dense ranking counts less in languages the
+        embedder lacks (alone, it keeps its order whatever the weight)."""
+        if mode != "hybrid" or not self.dense_languages or language in self.dense_languages:
             return self.fusion
         weights = {**self.fusion.weights, "dense": self.other_language_dense_weight}
         return ReciprocalRankFusion(k=self.fusion.k, weights=weights)
@@ -115,7 +116,7 @@ class HybridRetriever:
                 lists["dense" + suffix] = self._dense(expanded.text, where)
                 result.timings_ms["dense"] = result.timings_ms.get("dense", 0.0) + (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        result.hits = self.fusion_for(language).fuse(lists, top_k=top_k)
+        result.hits = self.fusion_for(language, mode).fuse(lists, top_k=top_k)
         result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
         result.details = {name: [h.chunk.id for h in hits[:10]] for name, hits in lists.items()}
         return result

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     min_relevance: float = Field(
         0.35, ge=-1.0, le=1.0,
         description="Abstain when the best source's cosine similarity to the question is below this.")
+    min_evidence: float = Field(
+        0.45, ge=-1.0, le=1.0,
+        description="Abstain unless some source sentence or table row scores this for the question (mean of "
+                    "cosine and question-term coverage). Calibrate with: python -m eval.calibrate.")
 
     context_tokens: int | None = Field(
         None, ge=64, description="Token budget for the sources in the prompt; default: llm_context minus "

@@ -140,3 +140,20 @@ def test_normalisation_and_containment():
     assert normalize_answer("¡La Constitución Española!") == "constitucion española"
     assert contains_answer("Se puede teletrabajar tres días [1].", ["tres días"]) == 1.0
     assert contains_answer("trescientos", ["tres"]) == 0.0  # whole words only
+
+
+def test_calibration_holds_out_half_the_corpus_and_picks_thresholds(beir_dir, tmp_path):
+    from eval.calibrate import best_pair, calibrate
+
+    result = calibrate(beir_dir, Settings(index_dir=tmp_path / "idx"))
+    scores = {s["id"]: s for s in result["scores"]}
+    assert {q for q, s in scores.items() if s["answerable"]} == {"q1", "q3"}  # d1 and d3 indexed
+    assert result["answerable"] == 2 and 0.0 <= result["auc_evidence"] <= 1.0
+    assert all(scores[q]["evidence"] > scores[u]["evidence"] for q in ("q1", "q3") for u in ("q2", "q4"))
+    assert result["best"]["balanced_accuracy"] == 1.0
+
+    import numpy as np
+
+    pair = best_pair(np.array([0.9, 0.8, 0.2, 0.7]), np.array([0.9, 0.1, 0.9, 0.2]), np.array([1, 0, 0, 0]))
+    assert pair["balanced_accuracy"] == 1.0 and pair["false_abstention"] == 0.0
+    assert 0.2 < pair["min_relevance"] <= 0.9 and 0.2 < pair["min_evidence"] <= 0.9

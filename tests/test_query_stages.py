@@ -115,3 +115,7 @@ def test_dense_ranking_counts_less_in_languages_the_embedder_lacks(demo_settings
     hits = retriever.retrieve("¿Cuántos días se puede teletrabajar?", "es").hits
     bm25_order = [h.chunk.id for h in sorted((h for h in hits if "bm25" in h.ranks), key=lambda h: h.ranks["bm25"])]
     assert [h.chunk.id for h in hits[:len(bm25_order)]] == bm25_order
+    dense_only = [h for h in hits if "bm25" not in h.ranks]
+    assert [h.ranks["dense"] for h in dense_only] == sorted(h.ranks["dense"] for h in dense_only)
+    alone = retriever.retrieve("¿Cuántos días se puede teletrabajar?", "es", mode="dense").hits
+    assert [h.ranks["dense"] for h in alone] == list(range(1, len(alone) + 1))  # dense alone keeps its order
