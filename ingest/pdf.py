@@ -26,6 +26,9 @@ _LEVELS = {"titulo": 0, "anexo": 0, "capitulo": 1, "chapter": 1, "seccion": 2, "
 _TEXT_STRATEGY = {"vertical_strategy": "text", "horizontal_strategy": "text"}
 _FIGURE_PAGE = 0.15  # share of figure words that makes a page worth searching for unruled tables
 _PATH_OPERATOR = re.compile(rb"\s(?:re|l)\s")  # rectangle / line-to: what table rulings are drawn with
+_NUM = rb"(-?\d*\.?\d+)"
+_RECT = re.compile(rb"%s\s+%s\s+%s\s+%s\s+re\b" % (_NUM, _NUM, _NUM, _NUM))
+_LINE = re.compile(rb"%s\s+%s\s+m\s+%s\s+%s\s+l\b" % (_NUM, _NUM, _NUM, _NUM))
 _TABLE_PATH_OPS = 8  # drawing operators beyond a page's usual decoration that may be a ruled table
 _FIGURE = re.compile(r"[\d.,:%$€()\-–+/ ]+")  # numbers, amounts, percentages, times, dates
 _TOC_LEADER = re.compile(r"(\.\s?){4,}\s*\d+\s*$")  # "Artículo 49. Límites ........ 36" is a contents line
@@ -76,8 +79,9 @@ class PdfParser:
         # decoration (a ruled table) or are figure-heavy (an unruled one) are searched for tables.
         drawn = [_path_operators(page) for page in reader.pages]
         usual = min(drawn) if len(drawn) >= 3 else 0
-        candidates = {n for n, (ops, text) in enumerate(zip(drawn, page_texts, strict=True), start=1)
-                      if ops - usual >= _TABLE_PATH_OPS or _figure_share(text) >= _FIGURE_PAGE}
+        candidates = {n for n, (ops, text, page) in enumerate(zip(drawn, page_texts, reader.pages, strict=True),
+                                                              start=1)
+                      if (ops - usual >= _TABLE_PATH_OPS and _may_be_ruled(page)) or _figure_share(text) >= _FIGURE_PAGE}
         tables = self.tables(path, source, password, page_texts, candidates) if candidates else {}
         boilerplate = _boilerplate(page_texts)
         outline = _outline_by_page(reader, len(page_texts))
@@ -181,19 +185,52 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
 
 
+def _drawings(page) -> list[bytes]:
+    """The page's content stream and its form XObjects' (Word and Visio exports place drawings there)."""
+    contents = page.get_contents()
+    streams = [contents.get_data()] if contents is not None else []
+    xobjects = (page.get("/Resources") or {}).get("/XObject") or {}
+    for ref in xobjects.values():
+        form = ref.get_object()
+        if form.get("/Subtype") == "/Form":
+            streams.append(form.get_data())
+    return streams
+
+
 def _path_operators(page) -> int:
     """Rectangles and lines the page's content stream draws (table rulings are drawn with them)."""
     try:
-        contents = page.get_contents()
-        count = len(_PATH_OPERATOR.findall(contents.get_data())) if contents is not None else 0
-        xobjects = (page.get("/Resources") or {}).get("/XObject") or {}
-        for ref in xobjects.values():  # drawings placed as form XObjects (Word and Visio exports)
-            form = ref.get_object()
-            if form.get("/Subtype") == "/Form":
-                count += len(_PATH_OPERATOR.findall(form.get_data()))
-        return count
+        return sum(len(_PATH_OPERATOR.findall(data)) for data in _drawings(page))
     except Exception:  # noqa: BLE001 - unreadable stream: let pdfplumber look
         return _TABLE_PATH_OPS
+
+
+def _may_be_ruled(page) -> bool:
+    """Whether the drawing could be a ruled table: two or more horizontal rules and two vertical ones
+    (thin rectangles or straight lines), three horizontal rules (booktabs style), or a grid of cell
+    rectangles. Decorative boxes and curves fail it, and pdfplumber is spared those pages."""
+    try:
+        streams = _drawings(page)
+    except Exception:  # noqa: BLE001 - unreadable stream: let pdfplumber look
+        return True
+    horizontal: set[int] = set()
+    vertical: set[int] = set()
+    cells = 0
+    for data in streams:
+        for x, y, w, h in ((float(a) for a in m) for m in _RECT.findall(data)):
+            # By shape, not size: some producers draw in scaled units (a 0.1 matrix, 4.8-unit rules).
+            if abs(w) > 10 and abs(h) < abs(w) / 20:
+                horizontal.add(round(y))
+            elif abs(h) > 10 and abs(w) < abs(h) / 20:
+                vertical.add(round(x))
+            elif abs(w) > 10 and abs(h) > 5:
+                cells += 1
+        for x1, y1, x2, y2 in ((float(a) for a in m) for m in _LINE.findall(data)):
+            if abs(x1 - x2) > 10 and abs(y1 - y2) < abs(x1 - x2) / 50:
+                horizontal.add(round(y1))
+            elif abs(y1 - y2) > 10 and abs(x1 - x2) < abs(y1 - y2) / 50:
+                vertical.add(round(x1))
+    return (len(horizontal) >= 2 and len(vertical) >= 2) or len(horizontal) >= 3 or cells >= 4
 
 
 def _figure_share(text: str) -> float:

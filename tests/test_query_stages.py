@@ -119,3 +119,10 @@ def test_dense_ranking_counts_less_in_languages_the_embedder_lacks(demo_settings
     assert [h.ranks["dense"] for h in dense_only] == sorted(h.ranks["dense"] for h in dense_only)
     alone = retriever.retrieve("¿Cuántos días se puede teletrabajar?", "es", mode="dense").hits
     assert [h.ranks["dense"] for h in alone] == list(range(1, len(alone) + 1))  # dense alone keeps its order
+
+
+def test_llm_expansions_run_on_the_embedded_gguf(llm):
+    expanded = QueryExpander(llm).expand("What does error E7 mean on the thermostat?", "en", ("multi-query", "hyde"))
+    assert expanded[0].kind == "original" and len(expanded) <= 1 + 3 + 1
+    assert all(e.text.strip() for e in expanded)
+    assert [e.kind for e in expanded if e.dense_only] in ([], ["hyde"])
