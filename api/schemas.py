@@ -31,6 +31,8 @@ class QueryRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1, le=4096)
     seed: int | None = None
+    sampling_top_k: int | None = Field(None, ge=0, description="top_k sampling of the model (0 = off).")
+    repeat_penalty: float | None = Field(None, ge=0.0, le=5.0)
 
 
 class CitationOut(BaseModel):
@@ -99,6 +101,8 @@ class ChatRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1, le=4096)
     seed: int | None = None
+    top_k: int | None = Field(None, ge=0, description="top_k sampling (llama.cpp and Ollama accept it too).")
+    repeat_penalty: float | None = Field(None, ge=0.0, le=5.0)
     use_context: bool = True
     include_sources: bool = True
     context_filter: QueryFilters | None = None

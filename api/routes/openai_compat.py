@@ -84,7 +84,7 @@ def _chunk(completion_id: str, model: str, delta: dict, finish: str | None = Non
 async def chat_completions(body: ChatRequest, services: ServicesDep):
     question, history = _split_messages(body)
     params = sampling(services, temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_tokens,
-                      seed=body.seed)
+                      seed=body.seed, top_k=body.top_k, repeat_penalty=body.repeat_penalty)
     model = services.pipeline.generator.model_id
     services.gate.enter()
     if body.stream:

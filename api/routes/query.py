@@ -56,7 +56,8 @@ async def query(body: QueryStreamRequest, services: ServicesDep):
                            retrieval_mode=body.retrieval_mode, rerank=body.rerank,
                            expansion=None if body.query_expansion is None else tuple(body.query_expansion),
                            sampling=sampling(services, temperature=body.temperature, top_p=body.top_p,
-                                             max_tokens=body.max_tokens, seed=body.seed))
+                                             max_tokens=body.max_tokens, seed=body.seed,
+                                             top_k=body.sampling_top_k, repeat_penalty=body.repeat_penalty))
     # Extractive answers never touch the model: they skip the gate and run fully concurrently.
     expansion = services.settings.query_expansion if body.query_expansion is None else body.query_expansion
     gated = ((body.answer_mode or services.settings.answer_mode) != "extractive"
