@@ -140,7 +140,7 @@ class PdfParser:
                     if sum(len(t.rows) for t in ruled) < 3 and figures and page.chars:
                         # Unruled ("stream") tables, or only a ruled fragment: pdfplumber's text strategy,
                         # kept only when it looks like a table of figures (it also slices prose into columns).
-                        stream = [t for t in map(Table.from_cells, page.extract_tables(_TEXT_STRATEGY))
+                        stream = [t for t in map(Table.from_cells, _stream_tables(page))
                                   if t is not None and _looks_tabular(t)]
                         ruled = stream or ruled
                     if ruled:
@@ -149,6 +149,32 @@ class PdfParser:
         except Exception as exc:  # noqa: BLE001 - tables are a bonus; the page text still stands
             log.warning("%s: table extraction failed (%s); page text kept", source, exc)
         return found
+
+
+def _stream_tables(page) -> list[list[list[str]]]:
+    """Unruled tables by pdfplumber's text strategy, with whole words per cell.
+
+    pdfplumber fills cells character by character, so a column edge guessed inside a word cuts it
+    ("Fema" | "le"); here each word goes, whole, to the cell holding its centre.
+    """
+    words = page.extract_words()
+    grids = []
+    for table in page.find_tables(_TEXT_STRATEGY):
+        rows = [[cell for cell in row.cells] for row in table.rows]
+        grid: list[list[list[str]]] = [[[] for _ in row] for row in rows]
+        for word in words:
+            x, y = (word["x0"] + word["x1"]) / 2, (word["top"] + word["bottom"]) / 2
+            for i, row in enumerate(rows):
+                for j, cell in enumerate(row):
+                    if cell is not None and cell[0] <= x < cell[2] and cell[1] <= y < cell[3]:
+                        grid[i][j].append(word["text"])
+                        break
+                else:
+                    continue
+                break
+        grids.append([[" ".join(cell) for cell in row] for row in grid])
+    return grids
+
 
 
 def _drop_table_lines(text: str, tables: list[Table]) -> str:

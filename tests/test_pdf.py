@@ -71,6 +71,14 @@ def test_unruled_table_found_and_prose_not_sliced_into_tables(shared: Path):
     assert not any(e.element_type == ElementType.TABLE for e in PdfParser().parse(statute, "ley.pdf"))
 
 
+def test_unruled_table_cells_hold_whole_words(shared: Path):
+    tables = PdfParser().tables(shared / "corpus" / "pdf_tables" / "camelot_12s0324_us_census.pdf", "census.pdf")
+    cells = {c for t in tables[1] for row in (t.header, *t.rows) for c in row}
+    words = {w for c in cells for w in c.split()}
+    # pdfplumber alone cut words at a guessed column edge: "Fema" | "le", "Arrest" | "s by".
+    assert {"Female", "Male", "Arrests", "Offense"} <= words and not {"Fema", "le", "Arrest"} & words
+
+
 def test_ruled_table_cells_match_the_camelot_ground_truth(shared: Path):
     import json
 
