@@ -72,7 +72,7 @@ def plots(report: EvalReport, out: Path) -> list[Path]:
     names = [r.config.name + (f" [{r.config.answer_mode}]" if r.rows else "") for r in report.results]
     metrics = [c for c in RETRIEVAL_COLUMNS + ANSWER_COLUMNS if any(c in r.metrics for r in report.results)][:6]
     if metrics:
-        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names)), 4.5))
+        fig, ax = plt.subplots(figsize=(min(18, max(6, 1.1 * len(names))), 5))
         width = 0.8 / len(metrics)
         for i, metric in enumerate(metrics):
             ax.bar([x + i * width for x in range(len(names))], [r.metrics.get(metric, 0) for r in report.results],
@@ -86,7 +86,7 @@ def plots(report: EvalReport, out: Path) -> list[Path]:
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
     key = "answer_p50" if any("answer_p50" in r.latency_ms for r in report.results) else "retrieval_p50"
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names)), 4))
+    fig, ax = plt.subplots(figsize=(min(18, max(6, 0.9 * len(names))), 4.5))
     ax.bar(names, [r.latency_ms.get(key, 0) for r in report.results], color="tab:gray")
     ax.set_ylabel(f"{key.replace('_', ' ')} (ms)")
     ax.set_title(f"{report.dataset}: latency by configuration")

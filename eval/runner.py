@@ -288,7 +288,7 @@ class Evaluator:
                 result = ConfigResult(config)
                 self._answers(items, ingestor.index, config, result)
                 results.append(result)
-                timings[config.name] = time.perf_counter() - started
+                timings[f"{config.name} [{config.answer_mode}]"] = time.perf_counter() - started
         return EvalReport(path.stem, "qa", "-", len(items), self.ks, results, timings,
                           self.settings.model_dump(mode="json"))
 
