@@ -250,9 +250,8 @@ class Evaluator:
                 "contains_answer": contains_answer(answer.text, item.answers) if item.answers else None,
             }
             if not answer.abstained:
-                ids = [s["chunk_id"] for s in answer.trace.details.get("sources", [])]
-                chunks = index.store.get(ids)
-                contexts = [chunks[i].context_text for i in ids if i in chunks]
+                # The sources as the answer saw them (merged sentence windows), not as stored.
+                contexts = [s["context"] for s in answer.trace.details.get("sources", [])]
                 faithful = self.judge.judge(answer.text, contexts, answer.trace.details.get("language", "en"))
                 row["faithfulness"] = faithful.score
             rows.append(row)

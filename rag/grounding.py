@@ -24,6 +24,26 @@ _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)(?:\s*(%|€|°c|mg|g|kg|mcg|µg|ml|l|
                        re.IGNORECASE)
 
 
+_ASKS_QUANTITY = re.compile(
+    r"\bcu[aá]nt[oa]s?\b|\bqu[eé] (?:edad|cantidad|porcentaje|n[uú]mero)\b|"
+    r"\bhow (?:many|much|long|old|often)\b|\bwhat (?:age|percentage|number|amount)\b", re.IGNORECASE)
+_NUMBER_WORD = re.compile(
+    r"\b(?:dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|trece|catorce|quince|dieci\w+|veint\w+|"
+    r"treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|cien|ciento|doscient\w+|mil|mill[oó]n\w*|"
+    r"mitad|tercio|doble|triple|primer\w*|segund\w+|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"eleven|twelve|\w+teen|twenty|thirty|forty|fifty|hundred|thousand|million|half|third|quarter|twice|"
+    r"un[ao]?\s+(?:mes|año|día|semana|hora|minuto|vez)|an? (?:month|year|day|week|hour|minute))\b", re.IGNORECASE)
+
+
+def asks_quantity(question: str) -> bool:
+    """"¿Cuántos…?", "how many/much/long…?": the answer must state a number."""
+    return bool(_ASKS_QUANTITY.search(question))
+
+
+def states_quantity(text: str) -> bool:
+    return bool(_NUMBER.search(text) or _NUMBER_WORD.search(text))
+
+
 def quantities(text: str) -> set[str]:
     """Numbers with their units, normalised ("20 mg", "72 horas", "1.5")."""
     return {f"{n} {u.lower()}".strip() for n, u in _QUANTITY.findall(text)}
@@ -148,7 +168,8 @@ class Grounder:
         """The source units that best answer the question, best first.
 
         Score = mean of the cosine similarity to the question and the share of the question's
-        content terms the unit contains (the embedder alone confuses neighbouring table rows).
+        content terms the unit contains (the embedder alone confuses neighbouring table rows); 0 for a
+        unit without any number when the question asks for a quantity.
         """
         units = source_units(sources)
         if not units:
@@ -160,6 +181,8 @@ class Grounder:
         lexical = np.array([len(wanted & set(analyzer.terms(u.text))) / len(wanted) if wanted else 0.0
                             for u in units])
         scores = (semantic + lexical) / 2
+        if asks_quantity(question):  # answer-type check: a unit without any number cannot answer it
+            scores = np.where([states_quantity(u.text) for u in units], scores, 0.0)
         order = np.argsort(-scores, kind="stable")[:max_units]
         return [(units[i], float(scores[i])) for i in order]
 

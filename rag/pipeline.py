@@ -181,8 +181,8 @@ class QueryPipeline:
             relevance = [max(scores) for scores in zip(*(self.grounder.relevance(p, sources) for p in parts),
                                                        strict=True)] if sources else []
         sources = [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)]
-        trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks}
-                                    for h in sources]
+        trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks,
+                                     "context": h.chunk.context_text} for h in sources]
         best = max(relevance, default=0.0)
         if not sources and self.index.store.count() == 0:
             trace.details["abstain_reason"] = ("the index is empty: ingest documents first "

@@ -126,3 +126,19 @@ def test_llm_expansions_run_on_the_embedded_gguf(llm):
     assert expanded[0].kind == "original" and len(expanded) <= 1 + 3 + 1
     assert all(e.text.strip() for e in expanded)
     assert [e.kind for e in expanded if e.dense_only] in ([], ["hyde"])
+
+
+@pytest.mark.parametrize(("question", "asks"), [
+    ("¿Cuántos senadores se eligen en cada provincia?", True), ("¿A qué edad son mayores de edad?", True),
+    ("How long is the warranty?", True), ("¿Cuál es la capital del Estado?", False),
+])
+def test_quantity_questions_need_a_quantity_in_the_evidence(question, asks, embedder):
+    from rag.grounding import Grounder, asks_quantity, states_quantity
+
+    assert asks_quantity(question) is asks
+    assert states_quantity("En cada provincia se elegirán cuatro Senadores.") and states_quantity("será de un mes")
+    assert not states_quantity("La ley regulará un estatuto de los trabajadores.")
+    hits = [_hit("ley", "La ley regulará un estatuto de los trabajadores.")]
+    found = Grounder(embedder).extract("¿Cuántos días de vacaciones tiene un trabajador según su estatuto?",
+                                       hits, "es")
+    assert found[0][1] == 0.0  # on topic, but it states no number: it cannot answer "¿cuántos?"
