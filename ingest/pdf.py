@@ -232,9 +232,10 @@ def _path_operators(page) -> int:
 
 
 def _may_be_ruled(page) -> bool:
-    """Whether the drawing could be a ruled table: two or more horizontal rules and two vertical ones
+    """Whether the drawing could be a ruled table: two or more horizontal rules and three vertical ones
     (thin rectangles or straight lines), three horizontal rules (booktabs style), or a grid of cell
-    rectangles. Decorative boxes and curves fail it, and pdfplumber is spared those pages."""
+    rectangles. Decorative boxes (a framed note is two and two) and curves fail it, and pdfplumber is
+    spared those pages."""
     try:
         streams = _drawings(page)
     except Exception:  # noqa: BLE001 - unreadable stream: let pdfplumber look
@@ -256,11 +257,12 @@ def _may_be_ruled(page) -> bool:
                 horizontal.add(round(y1))
             elif abs(y1 - y2) > 10 and abs(x1 - x2) < abs(y1 - y2) / 50:
                 vertical.add(round(x1))
-    return (len(horizontal) >= 2 and len(vertical) >= 2) or len(horizontal) >= 3 or cells >= 4
+    return (len(horizontal) >= 2 and len(vertical) >= 3) or len(horizontal) >= 3 or cells >= 4
 
 
 def _figure_share(text: str) -> float:
-    words = text.split()
+    """Share of a page's words that are figures; contents lines ("Artículo 49 ....... 36") don't count."""
+    words = [w for line in text.splitlines() if not _TOC_LEADER.search(line) for w in line.split()]
     return sum(bool(_FIGURE.fullmatch(w)) and any(c.isdigit() for c in w) for w in words) / len(words) if words else 0.0
 
 

@@ -71,6 +71,14 @@ def test_unruled_table_found_and_prose_not_sliced_into_tables(shared: Path):
     assert not any(e.element_type == ElementType.TABLE for e in PdfParser().parse(statute, "ley.pdf"))
 
 
+def test_contents_pages_are_not_tables(shared: Path):
+    """Leader dots and page numbers ("Chemotherapy ....... 39") look like a column of figures."""
+    booklet = shared / "corpus" / "pdf_text" / "en_cancer_guide_booklet_76p.pdf"
+    tables = [e for e in PdfParser().parse(booklet, "booklet.pdf") if e.element_type == ElementType.TABLE]
+    assert tables and not any("......" in t.text for t in tables)
+    assert {t.page for t in tables} >= {18, 22, 23}  # the real ones: receptor status, staging, grading
+
+
 def test_unruled_table_cells_hold_whole_words(shared: Path):
     tables = PdfParser().tables(shared / "corpus" / "pdf_tables" / "camelot_12s0324_us_census.pdf", "census.pdf")
     cells = {c for t in tables[1] for row in (t.header, *t.rows) for c in row}
