@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ class LlamaCppGenerator:
             raise ModelNotFoundError(f"GGUF file not found: {self.model_path} (RAG_LLM_MODEL)")
         self.model_id = self.model_path.name
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        # llama-cpp-python's own default generates on half the cores; the setting promises all of them.
+        self.n_threads = n_threads or os.cpu_count() or 1
         self._llm = None
         self.lock = threading.Lock()
 
