@@ -29,7 +29,7 @@ from eval.qa import QAItem
 from ingest.manifest import config_key
 from ingest.pipeline import FolderIngestor, PlannedFile
 from rag.analysis import detect_language
-from rag.embedder import SentenceTransformerEmbedder
+from rag.embedder import CachedEmbedder, SentenceTransformerEmbedder
 from rag.expansion import QueryExpander
 from rag.generator import Generator, generator_from_settings
 from rag.index import DocumentIndex
@@ -155,7 +155,7 @@ class Evaluator:
 
     def reranker(self):
         if self._reranker is None:
-            self._reranker = load_reranker(self.settings.reranker_model, self.embedder,
+            self._reranker = load_reranker(self.settings.reranker_model, CachedEmbedder(self.embedder),
                                            tuple(self.settings.embedder_languages))
         return self._reranker
 

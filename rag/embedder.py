@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +31,48 @@ def similarities(embedder: Embedder, query: str, texts: list[str]) -> np.ndarray
         return np.zeros(0, dtype=np.float32)
     vectors = embedder.embed([query, *texts])
     return vectors[1:] @ vectors[0]
+
+
+class CachedEmbedder:
+    """An embedder that remembers the vectors of recently embedded texts (least recently used out).
+
+    At query time the same texts come back again and again: a document's sentence windows are
+    re-scored by the fallback re-ranker, its sentences by the evidence and grounding checks, for
+    every question about it. Only query-time parts use this; ingestion embeds each text once.
+    Everything else (``model_id``, ``count_tokens``, ``loaded`` ...) is the wrapped embedder's.
+
+    >>> cached = CachedEmbedder(SentenceTransformerEmbedder(), size=1024)
+    >>> cached.embed(["hola", "hola"]).shape
+    (2, 384)
+    """
+
+    def __init__(self, embedder: Embedder, size: int = 8192) -> None:
+        self.inner = embedder
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                if text in self._vectors:
+                    self._vectors.move_to_end(text)
+                    found[text] = self._vectors[text]
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            fresh = self.inner.embed(missing)
+            found.update(zip(missing, fresh))
+            with self._lock:
+                self._vectors.update(zip(missing, fresh))
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        if not texts:
+            return self.inner.embed([])
+        return np.stack([found[text] for text in texts])
 
 
 class SentenceTransformerEmbedder:
@@ -80,7 +123,9 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            model = self.model  # sentence-transformers 6 renamed get_sentence_embedding_dimension
+            dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            return np.zeros((0, dimension()), dtype=np.float32)
         vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
         return vectors.astype(np.float32, copy=False)

@@ -12,7 +12,7 @@ from itertools import zip_longest
 
 from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
-from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.expansion import QueryExpander
 from rag.generator import Generator, Message, SamplingParams, generator_from_settings, token_counter
 from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
@@ -81,11 +81,13 @@ class QueryPipeline:
         self.index = index
         self.embedder = embedder
         self.generator = generator
-        self.retriever = HybridRetriever.from_settings(index, embedder, settings)
-        self.grounder = Grounder(embedder)
+        # Query-time parts embed the same document sentences for every question about them.
+        self._query_embedder = CachedEmbedder(embedder)
+        self.retriever = HybridRetriever.from_settings(index, self._query_embedder, settings)
+        self.grounder = Grounder(self._query_embedder)
         self.expander = QueryExpander(generator)
         count, self._exact_tokens = token_counter(generator)
-        self.compressor = ContextCompressor(embedder, count)
+        self.compressor = ContextCompressor(self._query_embedder, count)
         self._reranker: Reranker | None = None
         self._reranker_fallback: str | None = None
         self._reranker_lock = threading.Lock()
@@ -95,7 +97,7 @@ class QueryPipeline:
         """Loaded on first use; the fallback reason (if any) is logged once, when it is loaded."""
         with self._reranker_lock:
             if self._reranker is None:
-                self._reranker, self._reranker_fallback = load_reranker(self.settings.reranker_model, self.embedder,
+                self._reranker, self._reranker_fallback = load_reranker(self.settings.reranker_model, self._query_embedder,
                                                                           tuple(self.settings.embedder_languages))
         return self._reranker
 

@@ -1,5 +1,6 @@
 """Query expansion and context compression, with the real embedder, tokenizer and demo index."""
 
+import numpy as np
 import pytest
 
 from rag.compression import ContextCompressor, merge_windows
@@ -142,3 +143,29 @@ def test_quantity_questions_need_a_quantity_in_the_evidence(question, asks, embe
     found = Grounder(embedder).extract("¿Cuántos días de vacaciones tiene un trabajador según su estatuto?",
                                        hits, "es")
     assert found[0][1] == 0.0  # on topic, but it states no number: it cannot answer "¿cuántos?"
+
+
+def test_query_time_embeddings_are_cached_and_equal_to_fresh_ones(embedder):
+    from rag.embedder import CachedEmbedder
+
+    class Counting:
+        model_id = embedder.model_id
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def embed(self, texts):
+            self.seen.extend(texts)
+            return embedder.embed(texts)
+
+    inner = Counting()
+    cached = CachedEmbedder(inner, size=2)
+    texts = ["La dosis máxima es 4 g al día.", "Error E7: falta el cable C.", "La dosis máxima es 4 g al día."]
+    first = cached.embed(texts)
+    assert inner.seen == texts[:2]  # a repeated text is embedded once
+    assert np.allclose(first, embedder.embed(texts), atol=1e-5)
+    assert np.allclose(cached.embed(texts[:1]), first[:1]) and inner.seen == texts[:2]  # served from the cache
+    cached.embed(["Tercera frase."])  # over the size: the least recently used text leaves
+    cached.embed(texts[1:2])
+    assert inner.seen == [*texts[:2], "Tercera frase.", texts[1]]
+    assert cached.model_id == embedder.model_id and cached.embed([]).shape == (0, 384)
