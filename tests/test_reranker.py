@@ -75,3 +75,6 @@ def test_embedder_fallback_reads_windows_and_leaves_other_languages_alone(embedd
     spanish = reranker.rerank("¿Qué significa el error E7 del termostato?", _hits(texts, windows))
     assert [h.chunk.id for h in spanish] == ["c0", "c1", "c2"]  # English-only embedder: the order stays
     assert [h.ranks["rerank"] for h in spanish] == [1, 2, 3]
+    # Without wider windows the embedder already ranked these very texts: the order stays.
+    plain = reranker.rerank("What does error E7 mean on the thermostat?", _hits(windows, [None] * 3))
+    assert [h.chunk.id for h in plain] == ["c0", "c1", "c2"]
