@@ -39,6 +39,9 @@ def test_openai_client(live):
         {"role": "user", "content": "¿Cuántos días por semana se puede teletrabajar?"}])
     choice = reply.choices[0]
     assert "tres días" in choice.message.content
+    # Counted with the model's tokenizer; a quoted answer needs no prompt.
+    assert reply.usage.completion_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     assert choice.model_extra["sources"][0]["source"] == "politica_teletrabajo.md"
 
     text, sources = "", None
@@ -53,7 +56,9 @@ def test_openai_client(live):
     plain = client.chat.completions.create(model="local", max_tokens=8, messages=[{"role": "user", "content": "Hi"}],
                                            extra_body={"use_context": False})
     assert plain.choices[0].message.content and "sources" not in (plain.choices[0].model_extra or {})
-    assert len(client.embeddings.create(model="local", input="hola").data[0].embedding) == 384
+    assert plain.usage.prompt_tokens > 0 and 0 < plain.usage.completion_tokens <= 8
+    embedded = client.embeddings.create(model="local", input="hola")
+    assert len(embedded.data[0].embedding) == 384 and embedded.usage.prompt_tokens > 0
 
 
 def test_query_streams_server_sent_events(live):

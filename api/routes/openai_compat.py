@@ -38,10 +38,13 @@ async def embeddings(body: EmbeddingsRequest, services: ServicesDep) -> dict:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or any(not t for t in texts) or len(texts) > 2048:
         raise HTTPException(422, "input must be a non-empty string or a list of 1 to 2048 non-empty strings")
-    vectors = await asyncio.to_thread(services.pipeline.embedder.embed, texts)
-    return {"object": "list", "model": services.pipeline.embedder.model_id,
+    embedder = services.pipeline.embedder
+    vectors = await asyncio.to_thread(embedder.embed, texts)
+    count = getattr(embedder, "count_tokens", None)
+    tokens = sum(count(texts)) if count else 0
+    return {"object": "list", "model": embedder.model_id,
             "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],
-            "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
 def _split_messages(body: ChatRequest) -> tuple[str, list[Message]]:
@@ -58,13 +61,20 @@ def _sources(answer: Answer) -> list[dict]:
             for c in answer.citations]
 
 
-def _completion(model: str, content: str, sources: list[dict] | None, trace: dict | None) -> dict:
+def _usage(services: Services, prompt_tokens: object, content: str) -> dict:
+    """Tokens counted with the model's tokenizer: the prompt it read (0 when the answer was quoted
+    without the model) and the text returned."""
+    prompt = prompt_tokens if isinstance(prompt_tokens, int) else 0
+    completion = services.pipeline.compressor.count_tokens(content) if content else 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _completion(model: str, content: str, sources: list[dict] | None, trace: dict | None, usage: dict) -> dict:
     choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
     if sources is not None:
         choice["sources"] = sources
     body = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model, "choices": [choice], "usage": {"prompt_tokens": 0, "completion_tokens": 0,
-                                                           "total_tokens": 0}}
+            "model": model, "choices": [choice], "usage": usage}
     if trace is not None:
         body["trace"] = trace
     return body
@@ -94,14 +104,16 @@ async def chat_completions(body: ChatRequest, services: ServicesDep):
         if not body.use_context:
             messages = history + [{"role": "user", "content": question}]
             text = await asyncio.to_thread(lambda: "".join(services.pipeline.chat(messages, params)))
-            return _completion(model, text.strip(), None, None)
+            prompt = services.pipeline.compressor.count_tokens("\n".join(m["content"] for m in messages))
+            return _completion(model, text.strip(), None, None, _usage(services, prompt, text.strip()))
         options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
                                sampling=params, history=tuple(history))
         answer = await asyncio.to_thread(services.pipeline.answer, question, options)
     finally:
         services.gate.leave()
-    return _completion(model, answer.text, _sources(answer) if body.include_sources else None,
-                       answer.trace.to_dict())
+    trace = answer.trace.to_dict()
+    return _completion(model, answer.text, _sources(answer) if body.include_sources else None, trace,
+                       _usage(services, answer.trace.details.get("prompt_tokens"), answer.text))
 
 
 def _stream(services: Services, body: ChatRequest, question: str, history: list[Message], params) -> Iterator[str]:
