@@ -56,6 +56,8 @@ class CachedEmbedder:
         return getattr(self.inner, name)
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return self.inner.embed([])
         found: dict[str, np.ndarray] = {}
         with self._lock:
             for text in texts:
@@ -70,8 +72,6 @@ class CachedEmbedder:
                 self._vectors.update(zip(missing, fresh))
                 while len(self._vectors) > self.size:
                     self._vectors.popitem(last=False)
-        if not texts:
-            return self.inner.embed([])
         return np.stack([found[text] for text in texts])
 
 

@@ -97,8 +97,8 @@ class QueryPipeline:
         """Loaded on first use; the fallback reason (if any) is logged once, when it is loaded."""
         with self._reranker_lock:
             if self._reranker is None:
-                self._reranker, self._reranker_fallback = load_reranker(self.settings.reranker_model, self._query_embedder,
-                                                                          tuple(self.settings.embedder_languages))
+                self._reranker, self._reranker_fallback = load_reranker(
+                    self.settings.reranker_model, self._query_embedder, tuple(self.settings.embedder_languages))
         return self._reranker
 
     def use_reranker(self, reranker: Reranker, fallback_reason: str | None = None) -> None:
@@ -110,6 +110,10 @@ class QueryPipeline:
     def from_settings(cls, settings: Settings) -> QueryPipeline:
         embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
         return cls(settings, DocumentIndex.from_settings(settings), embedder, generator_from_settings(settings))
+
+    def count_prompt_tokens(self, messages: list[Message]) -> int:
+        """Tokens of the messages' text, with the model's tokenizer when it has one."""
+        return self.compressor.count_tokens("\n".join(m["content"] for m in messages))
 
     def warm_up(self) -> None:
         """Load the models now rather than on the first question."""
@@ -222,7 +226,7 @@ class QueryPipeline:
             budget = self._context_budget(question, language, params, list(opts.history))
             prompt_sources, report = self.compressor.compress(question, sources, budget)
             messages = build_messages(question, prompt_sources, language, list(opts.history))
-            prompt_tokens = self.compressor.count_tokens("\n".join(m["content"] for m in messages))
+            prompt_tokens = self.count_prompt_tokens(messages)
         trace.details["compression"] = report.to_dict()
         trace.details["prompt_tokens"] = prompt_tokens if self._exact_tokens else f"~{prompt_tokens} (estimated)"
         pieces: list[str] = []

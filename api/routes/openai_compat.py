@@ -104,16 +104,16 @@ async def chat_completions(body: ChatRequest, services: ServicesDep):
         if not body.use_context:
             messages = history + [{"role": "user", "content": question}]
             text = await asyncio.to_thread(lambda: "".join(services.pipeline.chat(messages, params)))
-            prompt = services.pipeline.compressor.count_tokens("\n".join(m["content"] for m in messages))
+            prompt = services.pipeline.count_prompt_tokens(messages)
             return _completion(model, text.strip(), None, None, _usage(services, prompt, text.strip()))
         options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
                                sampling=params, history=tuple(history))
         answer = await asyncio.to_thread(services.pipeline.answer, question, options)
     finally:
         services.gate.leave()
-    trace = answer.trace.to_dict()
-    return _completion(model, answer.text, _sources(answer) if body.include_sources else None, trace,
-                       _usage(services, answer.trace.details.get("prompt_tokens"), answer.text))
+    usage = _usage(services, answer.trace.details.get("prompt_tokens"), answer.text)
+    return _completion(model, answer.text, _sources(answer) if body.include_sources else None,
+                       answer.trace.to_dict(), usage)
 
 
 def _stream(services: Services, body: ChatRequest, question: str, history: list[Message], params) -> Iterator[str]:
