@@ -9,7 +9,7 @@ QUESTION ?= ¿Cuál es la dosis máxima diaria de paracetamol por vía oral en a
 # llama-cpp-python compiles from source; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test install serve bench clean data
+.PHONY: run test install serve bench clean data system-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,7 +29,22 @@ run: install
 serve: install
 	$(RAG) serve --index $(INDEX)
 
-test: install
+# The offline tests trace connect() calls (strace) inside a network namespace without network (unshare, ip).
+system-deps:
+	@missing=""; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "note: Debian packages$$missing are missing and we are not root: the offline-trace tests will skip"; \
+	  fi; \
+	fi
+
+test: install system-deps
 	$(PY) -m pytest
 
 data: install

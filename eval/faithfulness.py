@@ -38,6 +38,7 @@ class ClaimVerdict:
 class Faithfulness:
     score: float  # share of supported claims; 0 for an answer without claims
     claims: list[ClaimVerdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. a judge that fell back to a simpler method
 
     @property
     def mean_claim_score(self) -> float:
@@ -92,6 +93,7 @@ _STATEMENTS = ("Rewrite the answer below as short, standalone factual statements
                "without numbering and nothing else.\n\nQuestion context: {question}\nAnswer: {answer}")
 _VERDICT = ("Context:\n{context}\n\nStatement: {statement}\n\nCan the statement be inferred from the context "
             "alone? Reply with one word: yes or no.")
+FALLBACK_NOTE = "the model wrote no usable statements; judged the answer's own sentences instead"
 _YES = re.compile(r"^\W*(yes|s[ií])\b", re.IGNORECASE)
 
 
@@ -106,19 +108,27 @@ class LLMJudge:
         self.params = SamplingParams(max_tokens=200, temperature=0.0, seed=0)
         self.verdict_params = SamplingParams(max_tokens=3, temperature=0.0, seed=0)
 
-    def statements(self, answer: str, question: str = "") -> list[str]:
+    def parse_statements(self, reply: str) -> list[str]:
+        """Statements in the model's reply: one per line, list markers removed, fragments (< 2 words) dropped."""
+        found = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", ln).strip() for ln in reply.splitlines()]
+        return [s for s in found if len(s.split()) >= 2]
+
+    def statements(self, answer: str, question: str = "") -> tuple[list[str], bool]:
+        """The answer as standalone statements, and whether they came from the model (else: its sentences)."""
         reply = generate(self.generator, [{"role": "user", "content": _STATEMENTS.format(
             question=question or "-", answer=answer)}], self.params)
-        found = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", ln).strip() for ln in reply.splitlines()]
-        return [s for s in found if len(s.split()) >= 2] or claims(answer)
+        parsed = self.parse_statements(reply)
+        return (parsed, True) if parsed else (claims(answer), False)
 
     def judge(self, answer: str, contexts: list[str], language: str = "en", question: str = "") -> Faithfulness:
         context = "\n\n".join(contexts)[: self.max_context_chars]
+        statements, from_model = self.statements(answer, question)
+        notes = [] if from_model else [FALLBACK_NOTE]
         verdicts = []
-        for statement in self.statements(answer, question):
+        for statement in statements:
             reply = generate(self.generator, [{"role": "user", "content": _VERDICT.format(
                 context=context, statement=statement)}], self.verdict_params)
             yes = bool(_YES.match(reply))
             verdicts.append(ClaimVerdict(statement, 1.0 if yes else 0.0, yes))
         share = sum(v.supported for v in verdicts) / len(verdicts) if verdicts else 0.0
-        return Faithfulness(share, verdicts)
+        return Faithfulness(share, verdicts, notes)

@@ -254,6 +254,8 @@ class Evaluator:
                 contexts = [s["context"] for s in answer.trace.details.get("sources", [])]
                 faithful = self.judge.judge(answer.text, contexts, answer.trace.details.get("language", "en"))
                 row["faithfulness"] = faithful.score
+                if faithful.notes:
+                    row["faithfulness_notes"] = faithful.notes
             rows.append(row)
         result.rows = rows
         result.metrics.update(answer_metrics(rows))

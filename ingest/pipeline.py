@@ -52,6 +52,7 @@ class IngestReport:
     pages: int = 0
     chunks: int = 0
     repaired_chunks: int = 0
+    repaired_files: list[str] = field(default_factory=list)  # redone: an index lacked some of their chunks
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -69,6 +70,9 @@ class IngestReport:
             lines.append("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items()))
         if self.repaired_chunks:
             lines.append(f"repaired: {self.repaired_chunks} orphaned chunks from an interrupted run removed")
+        if self.repaired_files:
+            lines.append(f"repaired: {len(self.repaired_files)} files whose chunks an index lacked, re-ingested: "
+                         + ", ".join(self.repaired_files))
         lines.extend(f"FAILED {f.source}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for f in self.failed)
         lines.extend(f"WARNING {w.source}: {w.reason}" for w in self.warnings)
         return "\n".join(lines)
@@ -166,7 +170,7 @@ class FolderIngestor:
             raise FileNotFoundError(f"no such file or folder: {root}")
         report = IngestReport()
         if not dry_run:
-            report.repaired_chunks = self._repair()
+            report.repaired_chunks, report.repaired_files = self._repair()
         plan = self.plan(root)
         report.unchanged = plan.unchanged
         report.skipped = plan.skipped
@@ -285,19 +289,24 @@ class FolderIngestor:
             chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
         return chunks
 
-    def _repair(self) -> int:
-        """Undo what an interrupted run left: orphaned chunks, and files whose chunks went missing."""
+    def _repair(self) -> tuple[int, list[str]]:
+        """Undo what an interrupted run left: orphaned chunks (how many), and files whose chunks an index
+        lacks (which: they are dropped here and re-ingested by this run's plan)."""
         expected = self.manifest.chunk_ids()
         removed = self.index.reconcile(expected)
         missing = self.index.missing(expected)
+        redone: list[str] = []
         if missing:
             for key, entry in list(self.manifest.files.items()):
                 if missing.intersection(entry.chunk_ids):
+                    log.warning("%s: %d of its chunks are missing from the index; re-ingesting it",
+                                entry.source, len(missing.intersection(entry.chunk_ids)))
                     self.index.delete(entry.chunk_ids)
-                    del self.manifest.files[key]  # re-ingested by this run's plan
+                    del self.manifest.files[key]
+                    redone.append(entry.source)
         if removed or missing:
             self.save()
-        return removed
+        return removed, redone
 
     def save(self) -> None:
         # Index first, manifest second: a manifest never names chunks the index has not stored.

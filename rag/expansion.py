@@ -113,3 +113,14 @@ class QueryExpander:
                 seen.add(text.lower())
                 found.append(text)
         return found[: self.paraphrases]
+
+
+# The model's output kind for each LLM expansion; with none of that kind, the question was searched as it is.
+_PRODUCES = {"multi-query": "paraphrase", "hyde": "hyde"}
+
+
+def unproductive_expansions(kinds: tuple[str, ...], expanded: list[ExpandedQuery]) -> list[str]:
+    """Notes for the LLM expansions asked for whose output gave nothing usable (so nothing was added)."""
+    made = {e.kind for e in expanded}
+    return [f"{kind} expansion: the model wrote nothing usable; searched with the question alone"
+            for kind in kinds if kind in _PRODUCES and _PRODUCES[kind] not in made]

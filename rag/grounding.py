@@ -17,10 +17,12 @@ from rag.types import ElementType, ScoredChunk
 
 _CITATION = re.compile(r"\[(\d+)\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# A quantity: a number with its unit, when it has one ("20 mg", "72 horas", "3 %"). "20 mg" is not
-# supported by a context that only says "20 mg/kg"... for children: the unit must match too.
-_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)(?:\s*(%|€|°c|mg|g|kg|mcg|µg|ml|l|h|min|mm|cm|m|km|horas?|d[ií]as?|"
-                       r"semanas?|meses|mes|a[nñ]os?|hours?|days?|weeks?|months?|years?|euros?)(?![\w/]))?",
+# A quantity: a number with its unit, when it has one ("20 mg", "72 horas", "3 %", "15 mg/kg"). "20 mg" is
+# not supported by a context that only says "20 mg/kg" (for children), nor "15 mg/kg" by "15 g": the whole
+# unit, compound units included, must match too.
+_UNIT = (r"%|€|°c|mg|g|kg|mcg|µg|ml|l|h|min|mm|cm|m|km|horas?|d[ií]as?|semanas?|meses|mes|a[nñ]os?|hours?|"
+         r"days?|weeks?|months?|years?|euros?")
+_QUANTITY = re.compile(rf"(\d+(?:[.,]\d+)*)(?:\s*((?:{_UNIT})(?:/(?:{_UNIT}|[a-zñáéíóú]+))*)(?![\w/]))?",
                        re.IGNORECASE)
 
 

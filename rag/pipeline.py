@@ -13,7 +13,7 @@ from itertools import zip_longest
 from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
-from rag.expansion import QueryExpander
+from rag.expansion import QueryExpander, unproductive_expansions
 from rag.generator import Generator, Message, SamplingParams, generator_from_settings, token_counter
 from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
 from rag.index import DocumentIndex
@@ -160,6 +160,7 @@ class QueryPipeline:
         with _timed(trace, "expansion"):
             expansions = self.expander.expand(question, language, kinds) if kinds else []
         trace.details["expansions"] = [{"kind": e.kind, "text": e.text} for e in expansions if e.kind != "original"]
+        trace.notes.extend(unproductive_expansions(kinds, expansions))
         with _timed(trace, "retrieval"):
             retrieved = self.retriever.retrieve(question, language, top_k=self.settings.candidates,
                                                 filters=opts.filters, mode=opts.retrieval_mode,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import shutil
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ import pytest
 from rag.offline import ensure_offline
 from rag.settings import Settings
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 
@@ -28,12 +32,46 @@ def shared_dir() -> Path:
     return path if path.is_absolute() else (ROOT / path).resolve()
 
 
+# CI must have shared/: there a missing corpus fails the run instead of skipping (set by .ci/run).
+REQUIRE_SHARED = os.environ.get("RAG_REQUIRE_SHARED", "") not in ("", "0", "false")
+_shared_skips: list[str] = []
+# Generous upper bound for waits on a condition: only there so that a broken run ends; never a pass criterion.
+WAIT_LIMIT_S = float(os.environ.get("RAG_TEST_WAIT_LIMIT_S", "600"))
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     path = shared_dir()
     if not (path / "corpus").is_dir():
-        pytest.skip(f"shared corpus not found at {path} (set RAG_SHARED_DIR)")
+        reason = f"shared corpus not found at {path} (set RAG_SHARED_DIR)"
+        if REQUIRE_SHARED:
+            pytest.fail(f"{reason}; RAG_REQUIRE_SHARED is set, so this run must have it", pytrace=False)
+        _shared_skips.append(reason)
+        pytest.skip(reason)
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _shared_skips:
+        terminalreporter.write_line(f"{len(_shared_skips)} tests skipped: {_shared_skips[0]}")
+
+
+def wait_for(condition: Callable[[], T], what: str, limit_s: float | None = None, interval_s: float = 0.1) -> T:
+    """Poll ``condition`` until it returns a truthy value; fail naming ``what`` after a generous bound."""
+    limit_s = WAIT_LIMIT_S if limit_s is None else limit_s
+    deadline = time.monotonic() + limit_s
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - e.g. a server not accepting connections yet
+            last_error = exc
+        if time.monotonic() > deadline:
+            detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
+            pytest.fail(f"gave up after {limit_s:.0f} s waiting for {what}{detail}", pytrace=False)
+        time.sleep(interval_s)
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +132,11 @@ class ScriptedGenerator:
     def __init__(self, *replies: str) -> None:
         self.replies = list(replies)
         self.calls: list[list[dict[str, str]]] = []
+        self.params: list = []  # the SamplingParams of each call
 
     def stream(self, messages, params) -> Iterator[str]:
         self.calls.append(messages)
+        self.params.append(params)
         reply = self.replies.pop(0)
         yield from (reply[i:i + 7] for i in range(0, len(reply), 7))
 
@@ -151,7 +191,6 @@ def outbound_blocked() -> Iterator[list[str]]:
 def serve(app) -> Iterator[str]:
     """Run ``app`` under a real uvicorn server on a free loopback port; yields its base URL."""
     import threading
-    import time
 
     import uvicorn
 
@@ -160,10 +199,9 @@ def serve(app) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.05)
+        wait_for(lambda: server.started or not thread.is_alive(), "the uvicorn server to start", interval_s=0.05)
+        if not server.started:
+            pytest.fail("the uvicorn server stopped before it started (see the log above)", pytrace=False)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
@@ -177,25 +215,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def subprocess_server(command: list[str], health_url: str, env: dict[str, str] | None = None,
-                      attempts: int = 300) -> Iterator[None]:
+def subprocess_server(command: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
     """Start a server process, wait until ``health_url`` answers 200, stop it afterwards."""
     import subprocess
-    import time
+    import tempfile
 
     import httpx
 
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on a full pipe
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
+
+    def up() -> bool:
+        if server.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"server exited with {server.returncode}: {' '.join(command)}\n"
+                        f"{log.read().decode(errors='replace')[-2000:]}", pytrace=False)
+        return httpx.get(health_url, timeout=1).status_code == 200
+
     try:
-        for _ in range(attempts):
-            try:
-                if httpx.get(health_url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"server did not start: {' '.join(command)}")
+        wait_for(up, f"{health_url} to answer 200 ({' '.join(command)})", interval_s=0.2)
         yield
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=60)
+        log.close()

@@ -11,7 +11,7 @@ from ingest.pipeline import FolderIngestor
 from rag.index import DocumentIndex
 from rag.pipeline import QueryPipeline
 from rag.settings import Settings
-from tests.conftest import DATA, ScriptedGenerator
+from tests.conftest import DATA, ScriptedGenerator, wait_for
 
 KEY = {"authorization": "Bearer k3y"}
 
@@ -73,12 +73,8 @@ def test_file_upload_and_background_job(client, app_parts):
                            files={"file": ("clinic_visitor_faq.docx", data, "application/octet-stream")})
     assert response.status_code == 202
     job_url = response.json()["status_url"]
-    import time
-    for _ in range(200):
-        job = client.get(job_url, headers=KEY).json()
-        if job["state"] in ("done", "failed"):
-            break
-        time.sleep(0.1)
+    job = wait_for(lambda: (j := client.get(job_url, headers=KEY).json())["state"] in ("done", "failed") and j,
+                   "the ingestion job to finish")
     assert job["state"] == "done", job
     assert (settings.uploads / "clinic_visitor_faq.docx").exists()
     assert "clinic_visitor_faq.docx" in [d["source"] for d in client.get("/v1/documents", headers=KEY).json()["data"]]
@@ -150,3 +146,45 @@ def test_bad_embeddings_and_chunks_are_422(client):
     assert client.post("/v1/chunks", headers=KEY, json={"text": "x", "limit": 0}).status_code == 422
     vectors = client.post("/v1/embeddings", headers=KEY, json={"input": ["hola", "adiós"]}).json()["data"]
     assert len(vectors) == 2 and len(vectors[0]["embedding"]) == 384
+
+
+@pytest.mark.parametrize(("body", "source"), [
+    ({"file_name": "notas", "text": "La farmacia cierra los domingos."}, "notas.txt"),
+    ({"file_name": "guia.md", "text": "# Guía\n\nLa farmacia cierra los domingos."}, "guia.md"),
+    ({"file_name": "informe.pdf", "text": "La farmacia cierra los domingos."}, "informe.pdf.txt"),  # text, not a PDF
+    ({"file_name": "sub/dir/nota", "text": "La farmacia cierra los domingos."}, "nota.txt"),  # no paths
+])
+def test_text_ingest_names_the_document_safely(client, body, source):
+    response = client.post("/v1/ingest/text", headers=KEY, json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["documents"][0]["source"] == source
+    hits = client.post("/v1/chunks", headers=KEY, json={"text": "farmacia domingos", "limit": 1}).json()["data"]
+    assert hits[0]["source"] == source
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    ({}, 422, "file_name"),
+    ({"text": "hola"}, 422, "file_name"),
+    ({"file_name": "", "text": "hola"}, 422, "file_name"),
+    ({"file_name": "n" * 201, "text": "hola"}, 422, "file_name"),
+    ({"file_name": "nota"}, 422, "text"),
+    ({"file_name": "nota", "text": ""}, 422, "text"),
+    ({"file_name": "nota", "text": 5}, 422, "text"),
+    ({"file_name": "nota", "text": "hola", "tags": ["x"]}, 422, "tags"),
+    ({"file_name": "..", "text": "hola"}, 400, None),
+    ({"file_name": "nota", "text": "a" * 600_000}, 413, None),
+])
+def test_bad_text_ingest_bodies_are_refused_naming_the_field(client, body, status, field):
+    response = client.post("/v1/ingest/text", headers=KEY, json=body)
+    assert response.status_code == status, response.text
+    if field:
+        assert field in [e["field"] for e in response.json()["errors"]]
+    assert client.get("/v1/documents", headers=KEY).json()["data"][0]["source"] == "politica_teletrabajo.md"
+    assert len(client.get("/v1/documents", headers=KEY).json()["data"]) == 1  # nothing was added
+
+
+def test_whitespace_only_text_is_reported_not_indexed(client):
+    response = client.post("/v1/ingest/text", headers=KEY, json={"file_name": "vacio", "text": "  \n\t "})
+    assert 400 <= response.status_code < 500, response.text
+    assert "empty" in response.text.lower()
+    assert [d["source"] for d in client.get("/v1/documents", headers=KEY).json()["data"]] == ["politica_teletrabajo.md"]

@@ -52,7 +52,8 @@ def test_grid_writes_every_report_file_and_a_trec_run_that_pytrec_eval_agrees_wi
     for result in report["results"]:
         metrics = result["metrics"]
         assert {f"{m}@{k}" for m in ("hit_rate", "mrr", "ndcg", "recall") for k in (1, 3, 5, 10, 100)} <= set(metrics)
-        assert metrics["hit_rate@5"] == 1.0  # four documents: every relevant one is in the top 5
+        # Four documents on four unrelated topics: each query's own document must come first.
+        assert metrics["hit_rate@1"] == metrics["mrr@10"] == 1.0, result["config"]["name"]
     assert "| sentence-window/hybrid/decompose |" in (out / "report.md").read_text()
     # The TREC run, read by an outside tool, gives the same NDCG.
     run: dict[str, dict[str, float]] = {}
@@ -86,7 +87,14 @@ def test_beir_answers_are_scored(beir_dir, tmp_path):
                  "--out", str(out)]) == 0
     metrics = json.loads((out / "report.json").read_text())["results"][0]["metrics"]
     assert metrics["citation_accuracy"] >= 0.75 and metrics["answer_contains_gold"] >= 0.75
-    assert 0.0 <= metrics["token_f1"] <= 1.0 and metrics["faithfulness"] >= 0.75  # quotes are faithful
+    assert metrics["faithfulness"] >= 0.75  # quotes are faithful
+    # Extractive answers quote "title + sentence [1]"; token F1 by hand after normalisation (accents,
+    # punctuation, citation marks and articles dropped), gold fully recalled so F1 = 2P / (P + 1):
+    # q1 1 of 7 tokens ("paracetamol paracetamol alivia dolor y baja fiebre"), q2 3 of 11 ("2 4 ghz" in
+    # "termostato thermostat connects only to 2 4 ghz wi fi networks"), q3 2 of 10, q4 2 of 8.
+    by_hand = [2 * p / (p + 1) for p in (1 / 7, 3 / 11, 2 / 10, 2 / 8)]
+    assert metrics["token_f1"] == pytest.approx(sum(by_hand) / 4)
+    assert metrics["exact_match"] == 0.0  # a whole quoted sentence is never exactly the gold span
     assert metrics["false_abstention"] <= 0.25
 
 
@@ -148,8 +156,8 @@ def test_calibration_holds_out_half_the_corpus_and_picks_thresholds(beir_dir, tm
     result = calibrate(beir_dir, Settings(index_dir=tmp_path / "idx"))
     scores = {s["id"]: s for s in result["scores"]}
     assert {q for q, s in scores.items() if s["answerable"]} == {"q1", "q3"}  # d1 and d3 indexed
-    assert result["answerable"] == 2 and 0.0 <= result["auc_evidence"] <= 1.0
     assert all(scores[q]["evidence"] > scores[u]["evidence"] for q in ("q1", "q3") for u in ("q2", "q4"))
+    assert result["answerable"] == 2 and result["auc_evidence"] == 1.0  # every answerable above every other
     assert result["best"]["balanced_accuracy"] == 1.0
 
     import numpy as np

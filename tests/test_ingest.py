@@ -104,5 +104,25 @@ def test_single_file_ingest_leaves_the_rest_alone(tmp_path, demo_copy, embedder)
 
 
 def test_chunk_size_never_exceeds_what_the_embedder_embeds(tmp_path, embedder):
-    ingestor = FolderIngestor(Settings(index_dir=tmp_path, chunk_max_tokens=512, chunker="fixed"), embedder=embedder)
-    assert ingestor.chunker.max_tokens == embedder.max_seq_length - 2
+    from transformers import AutoTokenizer
+
+    from rag.models import default_embedder_path
+
+    folder = default_embedder_path()
+    # Independent of our code: the model's own config and tokenizer (special tokens included).
+    limit = json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"]
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sentences = [f"La cláusula {i} regula el mantenimiento del equipo número {i * 7}, su garantía y las "
+                 f"revisiones anuales obligatorias." for i in range(150)]
+    (docs / "long.txt").write_text(" ".join(sentences), encoding="utf-8")
+    sentence_tokens = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in sentences)
+    settings = Settings(index_dir=tmp_path / "index", chunk_max_tokens=512, chunker="fixed")
+    ingestor = FolderIngestor(settings, embedder=embedder)
+    assert not ingestor.run(docs).failed
+    texts = [c.text for c in ingestor.index.store.get(ingestor.index.store.ids()).values()]
+    lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
+    assert max(lengths) <= limit, lengths  # nothing the embedder would silently cut
+    # Chunks pack whole sentences up to what it embeds (512 was asked for): one more sentence would not fit.
+    assert max(lengths) + sentence_tokens > limit, lengths

@@ -27,6 +27,7 @@ def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedd
         payload = json.loads(capsys.readouterr().out)
         assert set(payload) == {"answer", "abstained", "citations", "trace"}
         assert payload["abstained"] is False
+        assert "4 g al día" in payload["answer"]  # the leaflet's adult maximum, whatever the answer mode did
         assert ("prospecto_paracetamol.pdf", 2) in [(c["source"], c["page"]) for c in payload["citations"]]
         assert set(payload["citations"][0]) == {"source", "page", "chunk_id", "score", "text"}
         assert payload["trace"]["generator"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -39,12 +40,14 @@ def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedd
         response = TestClient(app).post("/v1/query", json={"question": QUESTION})
         assert response.status_code == 200
         assert response.json()["citations"][0]["source"] == "prospecto_paracetamol.pdf"
+        assert "4 g al día" in response.json()["answer"]
 
         with serve(app) as base:
             assert httpx.get(f"{base}/health").json() == {"status": "ok"}
             answer = httpx.post(f"{base}/v1/query", json={"question": "What does error E7 mean?"}, timeout=120)
             assert answer.status_code == 200
             assert answer.json()["citations"][0]["source"] == "thermolink_t200_manual.pdf"
+            assert "C wire" in answer.json()["answer"] and not answer.json()["abstained"]
     assert attempts == [], f"outbound network attempts: {attempts}"
 
 

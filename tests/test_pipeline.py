@@ -17,7 +17,13 @@ def test_hybrid_retrieval_finds_the_dosage_table(demo_settings, embedder):
     pipeline = _pipeline(demo_settings, embedder)
     hits = pipeline.retriever.retrieve("dosis máxima de paracetamol en adultos por vía oral", "es", top_k=5).hits
     assert any(h.chunk.metadata.element_type == "table" and h.chunk.metadata.page == 2 for h in hits[:3])
-    assert all({"bm25", "dense"} & set(h.ranks) for h in hits)
+    # Both retrievers contributed, and each fused score is the weighted RRF formula over the ranks it got
+    # (Spanish query, English embedder: the dense ranking carries weight dense_weight_other_languages).
+    assert any("bm25" in h.ranks for h in hits) and any("dense" in h.ranks for h in hits)
+    weights = {"bm25": demo_settings.bm25_weight, "dense": demo_settings.dense_weight_other_languages}
+    for h in hits:
+        expected = sum(weights[name] / (demo_settings.rrf_k + rank) for name, rank in h.ranks.items())
+        assert h.score == pytest.approx(expected), h.ranks
 
 
 def test_supported_generated_answer_keeps_renumbered_citations(demo_settings, embedder):

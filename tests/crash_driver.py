@@ -1,0 +1,57 @@
+"""Runs ``rag ARGS`` in this process and kills it with SIGKILL at a named point (crash-recovery tests).
+
+    python -m tests.crash_driver POINT ingest DIR --index IDX
+
+POINT: ``parse:NAME`` (when the PDF parser starts on the file NAME), ``bm25-save`` (after every Chroma write,
+before the BM25 index is saved), ``manifest-write`` (half-way through writing the manifest's temporary file).
+Nothing is simulated after the kill: the next run sees exactly what a real crash leaves on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(point: str) -> None:
+    if point.startswith("parse:"):
+        from ingest.pdf import PdfParser
+
+        name, real_parse = point.split(":", 1)[1], PdfParser.parse
+
+        def parse(self, path, source):
+            if source == name:
+                die()
+            return real_parse(self, path, source)
+
+        PdfParser.parse = parse
+    elif point == "bm25-save":
+        from rag.bm25 import BM25Index
+
+        BM25Index.save = lambda self: die()
+    elif point == "manifest-write":
+        real_write = Path.write_text
+
+        def write_text(self, data, *args, **kwargs):
+            if self.name == "manifest.tmp":
+                real_write(self, data[: len(data) // 2], *args, **kwargs)
+                die()
+            return real_write(self, data, *args, **kwargs)
+
+        Path.write_text = write_text
+    else:
+        raise SystemExit(f"unknown kill point {point!r}")
+
+
+if __name__ == "__main__":
+    arm(sys.argv[1])
+    from rag.cli import main
+
+    raise SystemExit(main(sys.argv[2:]))
