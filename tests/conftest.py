@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,6 @@ def shared_dir() -> Path:
 
 # CI must have shared/: there a missing corpus fails the run instead of skipping (set by .ci/run).
 REQUIRE_SHARED = os.environ.get("RAG_REQUIRE_SHARED", "") not in ("", "0", "false")
-_shared_skips: list[str] = []
 # Generous upper bound for waits on a condition: only there so that a broken run ends; never a pass criterion.
 WAIT_LIMIT_S = float(os.environ.get("RAG_TEST_WAIT_LIMIT_S", "600"))
 
@@ -46,14 +46,24 @@ def shared() -> Path:
         reason = f"shared corpus not found at {path} (set RAG_SHARED_DIR)"
         if REQUIRE_SHARED:
             pytest.fail(f"{reason}; RAG_REQUIRE_SHARED is set, so this run must have it", pytrace=False)
-        _shared_skips.append(reason)
         pytest.skip(reason)
     return path
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    if _shared_skips:
-        terminalreporter.write_line(f"{len(_shared_skips)} tests skipped: {_shared_skips[0]}")
+_skips: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        _skips[report.longrepr[2].removeprefix("Skipped: ")] += 1
+
+
+def pytest_unconfigure(config) -> None:
+    """One line per skip reason, after everything else (``-ra`` is not used: it lists every skipped test)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for reason, count in sorted(_skips.items()):
+            reporter.write_line(f"{count} tests skipped: {reason}")
 
 
 def wait_for(condition: Callable[[], T], what: str, limit_s: float | None = None, interval_s: float = 0.1) -> T:

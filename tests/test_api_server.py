@@ -108,7 +108,10 @@ def test_the_model_queue_is_bounded_and_what_fits_is_served(tmp_path, demo_setti
                     for _ in range(gate.capacity)]
         wait_for(lambda: gate.in_use == gate.capacity, f"{gate.capacity} requests to hold the model gate")
         started = time.perf_counter()
-        refused = httpx.post(f"{base}/v1/query", json=body, timeout=WAIT_LIMIT_S)
+        try:
+            refused = httpx.post(f"{base}/v1/query", json=body, timeout=WAIT_LIMIT_S)
+        except httpx.ReadTimeout:
+            pytest.fail("a request beyond the gate's capacity was queued instead of refused with 503")
         refused_after = time.perf_counter() - started
         assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
         assert "busy" in refused.json()["detail"]

@@ -77,13 +77,16 @@ def test_kill_while_saving_a_changed_file_is_repaired(tmp_path, kill_at, embedde
     docs, index = _documents(tmp_path / "docs"), tmp_path / "index"
     clean = _ingest(docs, index)
     assert clean.returncode == 0 and "3 ingested" in clean.stdout, clean.stderr[-2000:]
-    policy = docs / "politica_teletrabajo.md"  # changed: "cuatro días" instead of "tres días"
-    policy.write_text(policy.read_text(encoding="utf-8").replace("tres días", "cuatro días"), encoding="utf-8")
+    policy = docs / "politica_teletrabajo.md"  # edited: "cuatro días" instead of "tres días"
+    original = policy.read_text(encoding="utf-8")
+    policy.write_text(original.replace("tres días", "cuatro días"), encoding="utf-8")
     before = (index / "manifest.json").read_bytes()
     _killed(_ingest(docs, index, kill_at=kill_at))
     assert (index / "manifest.json").read_bytes() == before  # the manifest is replaced whole or not at all
-    # Chroma already dropped the policy's old chunks, which the manifest still lists: the repair branch for
-    # chunks an index lacks must run, and the new chunks no manifest owns must go.
+    # The edit is undone, so the file matches its manifest entry again and the plan calls it unchanged; but
+    # Chroma already dropped its old chunks, which the manifest still lists. Only the repair of chunks an
+    # index lacks brings them back; the new chunks that no manifest owns must go.
+    policy.write_text(original, encoding="utf-8")
     repaired = _ingest(docs, index)
     assert repaired.returncode == 0, repaired.stderr[-2000:]
     assert "files whose chunks an index lacked, re-ingested: politica_teletrabajo.md" in repaired.stdout
@@ -93,5 +96,5 @@ def test_kill_while_saving_a_changed_file_is_repaired(tmp_path, kill_at, embedde
     assert chroma == bm25 == manifest == expected
     texts = ChromaStore(path=index / "chroma", collection="documents").get(sorted(chroma))
     policy = " ".join(c.text for c in texts.values() if c.metadata.source == "politica_teletrabajo.md")
-    assert "cuatro días" in policy and "tres días" not in policy
+    assert "tres días" in policy and "cuatro días" not in policy
 

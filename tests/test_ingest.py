@@ -112,17 +112,21 @@ def test_chunk_size_never_exceeds_what_the_embedder_embeds(tmp_path, embedder):
     # Independent of our code: the model's own config and tokenizer (special tokens included).
     limit = json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"]
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+    def sentence_of(tokens: int) -> str:  # "house" is one word piece, "." another
+        text = " ".join(["house"] * (tokens - 1)) + "."
+        assert len(tokenizer(text)["input_ids"]) == tokens + 2  # [CLS] ... [SEP]
+        return text
+
     docs = tmp_path / "docs"
     docs.mkdir()
-    sentences = [f"La cláusula {i} regula el mantenimiento del equipo número {i * 7}, su garantía y las "
-                 f"revisiones anuales obligatorias." for i in range(150)]
-    (docs / "long.txt").write_text(" ".join(sentences), encoding="utf-8")
-    sentence_tokens = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in sentences)
+    (docs / "fits.txt").write_text(sentence_of(limit - 2), encoding="utf-8")  # exactly what the model embeds
+    (docs / "over.txt").write_text(sentence_of(limit - 1), encoding="utf-8")  # one word piece too many
     settings = Settings(index_dir=tmp_path / "index", chunk_max_tokens=512, chunker="fixed")
     ingestor = FolderIngestor(settings, embedder=embedder)
     assert not ingestor.run(docs).failed
-    texts = [c.text for c in ingestor.index.store.get(ingestor.index.store.ids()).values()]
-    lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
-    assert max(lengths) <= limit, lengths  # nothing the embedder would silently cut
-    # Chunks pack whole sentences up to what it embeds (512 was asked for): one more sentence would not fit.
-    assert max(lengths) + sentence_tokens > limit, lengths
+    lengths: dict[str, list[int]] = {"fits.txt": [], "over.txt": []}
+    for chunk in ingestor.index.store.get(ingestor.index.store.ids()).values():
+        lengths[chunk.metadata.source].append(len(tokenizer(chunk.text)["input_ids"]))
+    assert lengths["fits.txt"] == [limit]  # kept whole: nothing is cut below the limit either
+    assert len(lengths["over.txt"]) > 1 and max(lengths["over.txt"]) <= limit  # split, never cut by the model
