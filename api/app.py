@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import require_api_key
 from api.gate import ModelBusy
-from api.routes import documents, health, openai_compat, query
+from api.routes import documents, handover, health, openai_compat, query
 from api.services import Services
 from rag.models import ModelNotFoundError
 from rag.offline import ensure_offline
@@ -22,8 +23,11 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None = None) -> FastAPI:
-    """The API over one index. Pass ``pipeline`` to share already-loaded models (tests, embedding)."""
+def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None = None,
+               handover_token: str | None = None, watch: Path | None = None) -> FastAPI:
+    """The API over one index. Pass ``pipeline`` to share already-loaded models (tests, embedding);
+    ``handover_token``: the token ``rag serve`` wrote into the index folder (enables ``/v1/handover``);
+    ``watch``: a folder kept in sync with the index while the server runs."""
     ensure_offline()
     settings = settings or Settings.load()
 
@@ -34,12 +38,22 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
         warming = asyncio.create_task(asyncio.to_thread(app.state.services.pipeline.warm_up))
         warming.add_done_callback(
             lambda t: None if t.cancelled() or t.exception() is None else log.error("warm-up failed: %s", t.exception()))
+        stop_watching = None
+        if watch is not None:
+            from ingest.watch import start_watching
+
+            services = app.state.services
+            stop_watching = start_watching(watch, lambda folder: log.warning(
+                "sync %s: %s", folder, services.ingest_folder(folder, confine=False)["summary"].replace("\n", "; ")))
         yield
+        if stop_watching is not None:
+            stop_watching.set()
         app.state.services.jobs.shutdown()
 
     app = FastAPI(title="local-rag", version="0.1.0", lifespan=lifespan,
                   description="Private question answering over your own documents; nothing leaves this machine.")
     app.state.services = Services.build(settings, pipeline or QueryPipeline.from_settings(settings))
+    app.state.handover_token = handover_token
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -60,6 +74,7 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     app.include_router(health.router)
+    app.include_router(handover.router)  # its own credential: the hand-over token, from loopback only
     for router in (health.ready_router, query.router, openai_compat.router, documents.router):
         app.include_router(router, dependencies=[Depends(require_api_key)])
     return app

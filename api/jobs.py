@@ -22,6 +22,7 @@ class Job:
     finished_at: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    progress: dict[str, Any] = field(default_factory=dict)  # e.g. files done / to do, the current file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,6 +37,10 @@ class JobQueue:
         self._lock = threading.Lock()
 
     def submit(self, file_name: str, work: Callable[[], dict[str, Any]]) -> Job:
+        return self.submit_tracked(file_name, lambda _: work())
+
+    def submit_tracked(self, file_name: str, work: Callable[[Job], dict[str, Any]]) -> Job:
+        """Like ``submit``; ``work`` gets its job, to report progress in ``job.progress``."""
         job = Job(uuid.uuid4().hex, file_name)
         with self._lock:
             self._jobs[job.id] = job
@@ -46,10 +51,10 @@ class JobQueue:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def _run(self, job: Job, work: Callable[[], dict[str, Any]]) -> None:
+    def _run(self, job: Job, work: Callable[[Job], dict[str, Any]]) -> None:
         job.state = "running"
         try:
-            job.result = work()
+            job.result = work(job)
             job.state = "failed" if job.result.get("failed") else "done"
             if job.state == "failed":
                 job.error = "; ".join(f"{f['reason']} ({f['detail']})" for f in job.result["failed"])

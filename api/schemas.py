@@ -121,3 +121,9 @@ class IngestTextRequest(BaseModel):
 
     file_name: str = Field(..., min_length=1, max_length=200)
     text: str = Field(..., min_length=1)
+
+
+class HandoverIngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(..., min_length=1, max_length=4096, description="Absolute path of the folder or file to ingest.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from ingest.manifest import FileEntry
 from ingest.pipeline import FolderIngestor
 from rag.pipeline import QueryPipeline
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,7 +32,31 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, pipeline: QueryPipeline) -> Services:
         ingestor = FolderIngestor(settings, index=pipeline.index, embedder=pipeline.embedder)
-        return cls(settings, pipeline, ingestor, ModelGate(settings.max_waiting_requests))
+        # A server killed in the middle of an ingest left chunks that no manifest entry owns, or entries whose
+        # chunks an index lacks: repair before the first query, so that both indexes and the list agree.
+        removed, redone = ingestor.repair()
+        if removed:
+            log.warning("repaired the index at start: %d orphaned chunks removed", removed)
+        uploads = settings.uploads.resolve()
+        for key, source in redone.items():  # the manifest key is the file's path
+            if Path(key).parent == uploads and Path(key).is_file():  # an API upload: the server ingests it again
+                report = ingestor.run(Path(key))
+                log.warning("repaired the index at start: %s re-ingested (%s)", source,
+                            "failed" if report.failed else f"{report.chunks} chunks")
+            else:
+                log.warning("repaired the index at start: %s dropped; ingest its folder again", source)
+        services = cls(settings, pipeline, ingestor, ModelGate(settings.max_waiting_requests))
+        services.resume_uploads()
+        return services
+
+    def resume_uploads(self) -> None:
+        """Uploads kept on disk but not in the manifest (the server stopped before their job ended): ingest
+        them in a background job, so that an accepted upload is never lost to a crash."""
+        uploads = self.settings.uploads.resolve()
+        files = self.ingestor.manifest.files
+        if uploads.is_dir() and any(str(p) not in files for p in uploads.iterdir() if p.is_file()):
+            log.warning("resuming uploads that were not ingested when the server stopped")
+            self.jobs.submit(uploads.name, lambda: self.ingest(uploads))
 
     def ingest(self, path: Path) -> dict[str, Any]:
         with self.ingest_lock:
@@ -37,6 +65,16 @@ class Services:
                 "failed": [asdict(f) for f in report.failed], "chunks": report.chunks, "pages": report.pages,
                 "seconds": round(report.seconds, 3),
                 "documents": [self.document(self.find(str(path.resolve())))] if not report.failed else []}
+
+    def ingest_folder(self, path: Path, on_file: Callable[[int, int, str], None] | None = None,
+                      confine: bool = True) -> dict[str, Any]:
+        """A folder handed over by ``rag ingest`` (read only inside it: ``confine``) or watched by the server;
+        reported as the CLI would."""
+        with self.ingest_lock:
+            report = self.ingestor.run(path, confine=confine, on_file=on_file)
+        return {"ingested": report.ingested, "unchanged": report.unchanged, "removed": report.removed,
+                "failed": [asdict(f) for f in report.failed], "chunks": report.chunks, "pages": report.pages,
+                "seconds": round(report.seconds, 3), "summary": report.summary()}
 
     def find(self, key_or_id: str) -> tuple[str, FileEntry] | None:
         files = self.ingestor.manifest.files

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,7 @@ class Plan:
     unchanged: list[str] = field(default_factory=list)
     to_remove: list[str] = field(default_factory=list)  # manifest keys
     skipped: list[str] = field(default_factory=list)  # unsupported file types
+    outside: list[str] = field(default_factory=list)  # links out of a confined folder: refused
 
 
 def discover(root: Path) -> list[Path]:
@@ -139,15 +141,20 @@ class FolderIngestor:
         return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
                 "embedder": self.embedder.model_id}
 
-    def plan(self, root: Path) -> Plan:
+    def plan(self, root: Path, confine: bool = False) -> Plan:
+        """What to ingest, keep and remove. ``confine``: files that resolve outside ``root`` (symbolic links
+        out of it) are refused, for a caller that may read only that folder (the server's hand-over)."""
         root = root.resolve()
         base = root if root.is_dir() else root.parent
         plan = Plan()
         seen: set[str] = set()
         for path in discover(root):
             key = str(path.resolve())
-            seen.add(key)
             source = str(path.relative_to(base))
+            if confine and not path.resolve().is_relative_to(base):
+                plan.outside.append(source)
+                continue
+            seen.add(key)
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 plan.skipped.append(source)
                 continue
@@ -163,17 +170,22 @@ class FolderIngestor:
             plan.to_remove = [k for k in self.manifest.files if k not in seen and k.startswith(prefix)]
         return plan
 
-    def run(self, root: Path, dry_run: bool = False, progress: bool = False) -> IngestReport:
-        """Ingest ``root``; ``progress`` shows bars for files and embedding batches (on stderr)."""
+    def run(self, root: Path, dry_run: bool = False, progress: bool = False, confine: bool = False,
+            on_file: Callable[[int, int, str], None] | None = None) -> IngestReport:
+        """Ingest ``root``; ``progress`` shows bars for files and embedding batches (on stderr); ``on_file``
+        is called with (files done, files to ingest, the file now starting); ``confine``: see ``plan``."""
         started = time.perf_counter()
         if not root.exists():
             raise FileNotFoundError(f"no such file or folder: {root}")
         report = IngestReport()
         if not dry_run:
-            report.repaired_chunks, report.repaired_files = self._repair()
-        plan = self.plan(root)
+            report.repaired_chunks, redone = self.repair()
+            report.repaired_files = list(redone.values())
+        plan = self.plan(root, confine=confine)
         report.unchanged = plan.unchanged
         report.skipped = plan.skipped
+        report.failed.extend(Failure(s, "outside the folder", "a link to a file outside the folder asked for")
+                             for s in plan.outside)
         if dry_run:
             report.ingested = [f.source for f in plan.to_ingest]
             report.removed = [self.manifest.files[k].source for k in plan.to_remove]
@@ -187,8 +199,10 @@ class FolderIngestor:
         bar = tqdm(total=len(plan.to_ingest), desc="files", unit="file", disable=not progress)
         # Parsing the next file while this one embeds was measured slower on 2 cores (torch and the
         # pure-Python PDF parsers compete for them), so files go one after the other.
-        for planned in plan.to_ingest:
+        for done, planned in enumerate(plan.to_ingest):
             bar.set_postfix_str(planned.source[-40:])
+            if on_file is not None:
+                on_file(done, len(plan.to_ingest), planned.source)
             try:
                 parsed = self._parse(planned)
                 entry = self._index_file(planned, parsed)
@@ -289,13 +303,13 @@ class FolderIngestor:
             chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
         return chunks
 
-    def _repair(self) -> tuple[int, list[str]]:
-        """Undo what an interrupted run left: orphaned chunks (how many), and files whose chunks an index
-        lacks (which: they are dropped here and re-ingested by this run's plan)."""
+    def repair(self) -> tuple[int, dict[str, str]]:
+        """Undo what an interrupted run left: orphaned chunks (how many are removed), and files whose chunks an
+        index lacks (dropped here, by manifest key -> source; a run over their folder ingests them again)."""
         expected = self.manifest.chunk_ids()
         removed = self.index.reconcile(expected)
         missing = self.index.missing(expected)
-        redone: list[str] = []
+        redone: dict[str, str] = {}
         if missing:
             for key, entry in list(self.manifest.files.items()):
                 if missing.intersection(entry.chunk_ids):
@@ -303,7 +317,7 @@ class FolderIngestor:
                                 entry.source, len(missing.intersection(entry.chunk_ids)))
                     self.index.delete(entry.chunk_ids)
                     del self.manifest.files[key]
-                    redone.append(entry.source)
+                    redone[key] = entry.source
         if removed or missing:
             self.save()
         return removed, redone

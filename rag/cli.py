@@ -20,12 +20,44 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load(args.config, **_cli_overrides(args))
 
 
+def _say_waiting(owner) -> None:
+    who = owner.describe() if owner else "another process"
+    print(f"waiting for {who} to release the index...", file=sys.stderr)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from ingest.pipeline import FolderIngestor
+    from rag.ownership import IndexBusy, IndexOwnership
 
     settings = _settings(args)
+    path = Path(args.path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if args.watch and (args.dry_run or not path.is_dir()):
+        raise ValueError("--watch needs a folder, and no --dry-run")
+    ownership = IndexOwnership(settings.index_dir)
+    owner = ownership.owner()
+    if owner is not None and owner.command == "serve" and not args.dry_run:
+        return _ingest_by_server(owner, path, args)
+    try:
+        with ownership.hold("ingest", wait_s=args.wait, on_wait=_say_waiting):
+            return _ingest_here(settings, path, args)
+    except IndexBusy as busy:
+        if busy.owner is not None and busy.owner.command == "serve" and not args.dry_run:
+            return _ingest_by_server(busy.owner, path, args)  # a server took the index while we waited
+        raise
+
+
+def _ingest_here(settings: Settings, path: Path, args: argparse.Namespace) -> int:
+    from ingest.pipeline import FolderIngestor
+
     ingestor = FolderIngestor(settings)
-    report = ingestor.run(Path(args.path), dry_run=args.dry_run, progress=not args.quiet)
+    if args.watch:
+        from ingest.watch import watch_folder
+
+        print(f"watching {path} (Ctrl+C stops)", file=sys.stderr)
+        watch_folder(path, lambda folder: print(ingestor.run(folder, progress=not args.quiet).summary(), flush=True))
+        return 0
+    report = ingestor.run(path, dry_run=args.dry_run, progress=not args.quiet)
     if args.dry_run:
         print(f"plan: {len(report.ingested)} to ingest, {len(report.unchanged)} unchanged, "
               f"{len(report.removed)} to remove")
@@ -38,41 +70,98 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_by_server(owner, path: Path, args: argparse.Namespace) -> int:
+    from rag import handover
+
+    print(f"the index is served by {owner.describe()}: handing the ingestion over to it", file=sys.stderr)
+    if args.watch:
+        from ingest.watch import watch_folder
+
+        print(f"watching {path} (Ctrl+C stops)", file=sys.stderr)
+        watch_folder(path, lambda folder: print(handover.ingest(owner, folder, progress=not args.quiet)["summary"],
+                                                flush=True))
+        return 0
+    result = handover.ingest(owner, path, progress=not args.quiet)
+    print(result["summary"])
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.pipeline import QueryOptions, QueryPipeline
+    from rag.ownership import IndexBusy, IndexOwnership
 
     settings = _settings(args)
+    ownership = IndexOwnership(settings.index_dir)
+    owner = ownership.owner()
+    if owner is not None and owner.command == "serve":
+        return _ask_server(owner, args)
     if not settings.chroma_url and not (Path(settings.index_dir) / "manifest.json").exists():
         print(f"error: no index at {settings.index_dir}: run 'rag ingest FOLDER --index {settings.index_dir}' first",
               file=sys.stderr)
         return 2
+    try:
+        with ownership.hold("ask", wait_s=args.wait, on_wait=_say_waiting):
+            return _ask_here(settings, args)
+    except IndexBusy as busy:
+        if busy.owner is not None and busy.owner.command == "serve":
+            return _ask_server(busy.owner, args)
+        raise
+
+
+def _ask_here(settings: Settings, args: argparse.Namespace) -> int:
+    from rag.pipeline import QueryOptions, QueryPipeline
+
     pipeline = QueryPipeline.from_settings(settings)
     started = time.perf_counter()
     answer = pipeline.answer(args.question, QueryOptions(answer_mode=args.mode, top_k=args.top_k))
     answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
-    if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-        return 0
-    print(answer.text)
-    if answer.citations:
-        print()
-        for n, citation in enumerate(answer.citations, start=1):
-            page = f", page {citation.page}" if citation.page is not None else ""
-            print(f"[{n}] {citation.source}{page}")
-    for note in answer.trace.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_answer(answer.to_dict(), args.json)
     return 0
+
+
+def _ask_server(owner, args: argparse.Namespace) -> int:
+    """The server owns the index: it answers, so that no second process opens the index."""
+    from rag import handover
+
+    body = {k: v for k, v in {"question": args.question, "answer_mode": args.mode, "top_k": args.top_k}.items()
+            if v is not None}
+    answer = handover.ask(owner, body)
+    answer["trace"].setdefault("notes", []).append(f"answered by {owner.describe()}")
+    _print_answer(answer, args.json)
+    return 0
+
+
+def _print_answer(answer: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer, ensure_ascii=False, indent=2))
+        return
+    print(answer["answer"])
+    if answer["citations"]:
+        print()
+        for n, citation in enumerate(answer["citations"], start=1):
+            page = f", page {citation['page']}" if citation["page"] is not None else ""
+            print(f"[{n}] {citation['source']}{page}")
+    for note in answer["trace"].get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from rag.ownership import IndexOwnership
 
     settings = _settings(args)
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # The CLI hands jobs over through loopback; a server bound only to another address takes none.
+    url = f"http://127.0.0.1:{port}" if host in ("127.0.0.1", "localhost", "0.0.0.0", "::", "") else None
+    watch = Path(args.watch) if args.watch else None
+    if watch is not None and not watch.is_dir():
+        raise FileNotFoundError(f"no such folder to watch: {watch}")
+    ownership = IndexOwnership(settings.index_dir)
+    with ownership.hold("serve", url=url) as owner:
+        app = create_app(settings, handover_token=owner.token, watch=watch)
+        uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
 
 
@@ -184,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunker", choices=CHUNKERS, help="chunking strategy (RAG_CHUNKER)")
     p.add_argument("--dry-run", action="store_true", help="print what would change and stop")
     p.add_argument("--quiet", action="store_true", help="no per-file progress")
+    p.add_argument("--wait", type=float, default=3600.0, metavar="SECONDS",
+                   help="when another 'rag' command holds the index, wait this long for it (default 3600)")
+    p.add_argument("--watch", action="store_true",
+                   help="after ingesting, keep watching the folder and sync every change (Ctrl+C stops)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
@@ -192,12 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--mode", choices=["generative", "extractive", "auto"], help="answer mode (RAG_ANSWER_MODE)")
     p.add_argument("--top-k", type=int, help="sources handed to the model (RAG_TOP_K)")
+    p.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                   help="when 'rag ingest' holds the index, wait this long for it (default 600)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
+    p.add_argument("--watch", metavar="DIR", help="keep the index in sync with this folder while serving")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="evaluate retrieval (BEIR folder), answers (QA .jsonl) or the faithfulness "
@@ -241,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        from rag.handover import HandoverError
+        from rag.ownership import IndexBusy
+
+        if not isinstance(exc, (IndexBusy, HandoverError)):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -114,6 +115,14 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_seq_length(self) -> int:
+        """Word pieces the model embeds; read from its config when it is not loaded, so that planning an
+        ingest (which needs the chunk limit for its configuration key) loads no model."""
+        if self._model is None:
+            config = self.model_path / "sentence_bert_config.json"
+            try:
+                return int(json.loads(config.read_text(encoding="utf-8"))["max_seq_length"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # no such config: the model decides
         return int(self.model.max_seq_length)
 
     def count_tokens(self, texts: list[str]) -> list[int]:

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, require_ready
-from api.schemas import ChunksRequest, ChunksResponse, QueryFilters, QueryResponse, QueryStreamRequest
+from api.schemas import (ChunksRequest, ChunksResponse, QueryFilters, QueryRequest, QueryResponse,
+                         QueryStreamRequest)
 from api.services import Services
 from rag.generator import SamplingParams
 from rag.pipeline import QueryOptions
@@ -31,6 +32,15 @@ def to_filters(filters: QueryFilters | None) -> Filters | None:
 def sampling(services: Services, **overrides: object) -> SamplingParams:
     base = SamplingParams.from_settings(services.settings)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def query_options(services: Services, body: QueryRequest) -> QueryOptions:
+    return QueryOptions(top_k=body.top_k, filters=to_filters(body.filters), answer_mode=body.answer_mode,
+                        retrieval_mode=body.retrieval_mode, rerank=body.rerank,
+                        expansion=None if body.query_expansion is None else tuple(body.query_expansion),
+                        sampling=sampling(services, temperature=body.temperature, top_p=body.top_p,
+                                          max_tokens=body.max_tokens, seed=body.seed,
+                                          top_k=body.sampling_top_k, repeat_penalty=body.repeat_penalty))
 
 
 def sse(event: str, data: object) -> str:
@@ -52,12 +62,7 @@ async def query(body: QueryStreamRequest, services: ServicesDep):
     """Answer a question from the documents, with citations; ``stream: true`` sends server-sent events:
     ``token`` events as the model writes, then one ``answer`` event with the final answer, citations and
     trace (the final answer replaces the tokens when the grounding check rejects them)."""
-    options = QueryOptions(top_k=body.top_k, filters=to_filters(body.filters), answer_mode=body.answer_mode,
-                           retrieval_mode=body.retrieval_mode, rerank=body.rerank,
-                           expansion=None if body.query_expansion is None else tuple(body.query_expansion),
-                           sampling=sampling(services, temperature=body.temperature, top_p=body.top_p,
-                                             max_tokens=body.max_tokens, seed=body.seed,
-                                             top_k=body.sampling_top_k, repeat_penalty=body.repeat_penalty))
+    options = query_options(services, body)
     # Extractive answers never touch the model: they skip the gate and run fully concurrently.
     expansion = services.settings.query_expansion if body.query_expansion is None else body.query_expansion
     gated = ((body.answer_mode or services.settings.answer_mode) != "extractive"

@@ -1,0 +1,85 @@
+"""Jobs handed over by the CLI while this server owns the index (``rag ingest``, ``rag ask``).
+
+The server then reads a folder by the path the CLI names, so these routes accept only the hand-over token
+that ``rag serve`` wrote into the index folder (readable by the owning user only), and only from a loopback
+client: never an API key alone, never a remote client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from api.schemas import HandoverIngestRequest, QueryRequest
+from api.routes.query import query_options
+from rag.types import Answer
+
+HEADER = "X-Handover-Token"
+
+
+def _loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_handover(request: Request) -> None:
+    if not _loopback(request.client.host if request.client else None):
+        raise HTTPException(403, "hand-over routes answer loopback clients only")
+    expected = getattr(request.app.state, "handover_token", None)
+    given = request.headers.get(HEADER, "")
+    if not expected or not given or not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, f"missing or wrong {HEADER}: only the 'rag' command on this machine, reading "
+                                 "the token from the index folder, may hand jobs over")
+
+
+router = APIRouter(prefix="/v1/handover", tags=["hand-over"], dependencies=[Depends(require_handover)],
+                   include_in_schema=False)
+
+
+@router.post("/ingest", status_code=202)
+def ingest(body: HandoverIngestRequest, services: ServicesDep) -> JSONResponse:
+    path = Path(body.path)
+    if not path.is_absolute():
+        raise HTTPException(422, f"path must be absolute, got {body.path!r}")
+    if not path.exists():
+        raise HTTPException(404, f"no such file or folder: {body.path}")
+
+    def work(job) -> dict:
+        def on_file(done: int, total: int, source: str) -> None:
+            job.progress = {"done": done, "total": total, "current": source}
+
+        result = services.ingest_folder(path, on_file)
+        job.progress = {"done": len(result["ingested"]) + len(result["failed"]), "total": job.progress.get("total", 0),
+                        "current": None}
+        return result
+
+    job = services.jobs.submit_tracked(str(path), work)
+    return JSONResponse(status_code=202, content={"job": job.to_dict(), "status_url": f"/v1/handover/jobs/{job.id}"})
+
+
+@router.get("/jobs/{job_id}")
+def job_status(job_id: str, services: ServicesDep) -> dict:
+    job = services.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no hand-over job {job_id!r}")
+    return job.to_dict()
+
+
+@router.post("/query")
+async def query(body: QueryRequest, services: ServicesDep) -> dict:
+    """``rag ask`` while the server owns the index: answered here, so that no second process opens it."""
+    if not services.pipeline.ready:
+        raise HTTPException(503, "models are still loading; retry in a few seconds", headers={"Retry-After": "5"})
+    started = time.perf_counter()
+    answer: Answer = await asyncio.to_thread(services.pipeline.answer, body.question, query_options(services, body))
+    answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
+    return answer.to_dict()
