@@ -15,6 +15,7 @@ from api.deps import require_api_key
 from api.gate import ModelBusy
 from api.routes import documents, handover, health, openai_compat, query
 from api.services import Services
+from ingest.errors import IndexWriteError
 from rag.models import ModelNotFoundError
 from rag.offline import ensure_offline
 from rag.pipeline import QueryPipeline
@@ -68,6 +69,10 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
     @app.exception_handler(ModelNotFoundError)
     async def model_missing(_: Request, exc: ModelNotFoundError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    @app.exception_handler(IndexWriteError)
+    async def index_not_writable(_: Request, exc: IndexWriteError) -> JSONResponse:
+        return JSONResponse(status_code=507, content={"detail": exc.strerror})
 
     @app.exception_handler(ValueError)
     async def bad_value(_: Request, exc: ValueError) -> JSONResponse:

@@ -18,3 +18,8 @@ CORRUPT = "corrupt or unreadable file"
 EMPTY = "empty document"
 NO_TEXT_LAYER = "no text layer (scanned image; OCR is not enabled)"
 UNSUPPORTED = "unsupported file type"
+
+
+class IndexWriteError(OSError):
+    """The index could not be written (a full disk, a read-only folder): the whole run stops, the manifest is
+    not advanced, and the index stays readable as it was after the last completed run."""

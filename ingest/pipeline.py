@@ -7,6 +7,7 @@ repaired by the next (orphaned chunks are dropped, unfinished files redone).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest.chunkers import Chunker, make_chunker
-from ingest.errors import UNSUPPORTED, IngestError
+from ingest.errors import UNSUPPORTED, IndexWriteError, IngestError
 from ingest.manifest import FileEntry, Manifest, config_key, file_hash
 from ingest.office import OFFICE_SUFFIXES, UnstructuredParser
 from ingest.pdf import PdfParser
@@ -209,6 +210,12 @@ class FolderIngestor:
             except IngestError as exc:
                 report.failed.append(Failure(planned.source, exc.reason, exc.detail))
                 continue
+            except OSError as exc:
+                if exc.errno in _WRITE_ERRORS:  # every later file would fail the same way: stop here
+                    raise _write_error(self.settings.index_dir, exc) from exc
+                log.exception("unexpected error ingesting %s", planned.source)
+                report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
+                continue
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the folder
                 log.exception("unexpected error ingesting %s", planned.source)
                 report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
@@ -324,5 +331,20 @@ class FolderIngestor:
 
     def save(self) -> None:
         # Index first, manifest second: a manifest never names chunks the index has not stored.
-        self.index.save()
-        self.manifest.save()
+        try:
+            self.index.save()
+            self.manifest.save()
+        except OSError as exc:
+            if exc.errno in _WRITE_ERRORS:
+                raise _write_error(self.settings.index_dir, exc) from exc
+            raise
+
+
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
+def _write_error(index_dir: Path, exc: OSError) -> IndexWriteError:
+    what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "it cannot be written"
+    return IndexWriteError(exc.errno, f"could not write the index at {index_dir}: {what} ({exc.strerror or exc}). "
+                                      "Nothing of this run was recorded; the index answers as after the last "
+                                      "completed run. Free space (or fix the permissions) and run the ingest again")

@@ -165,6 +165,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedder_id(settings: Settings) -> str:
+    from rag.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings.embedder_model).model_id  # names the model, loads nothing
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from rag.ownership import IndexOwnership
+    from rag.snapshot import export_snapshot, fingerprint, import_snapshot
+
+    settings = _settings(args)
+    ownership = IndexOwnership(settings.index_dir)
+    target = Path(args.file).resolve()
+    if args.index_command == "import":
+        with ownership.hold("import", wait_s=args.wait, on_wait=_say_waiting):
+            info = import_snapshot(target, Path(settings.index_dir), fingerprint(settings, _embedder_id(settings)),
+                                   settings.collection, settings.chroma_url)
+        print(f"imported {info.summary()} into {settings.index_dir}")
+        for note in info.notes:
+            print(f"note: settings differ from the snapshot's, which stays as it was made: {note}", file=sys.stderr)
+        return 0
+    if not (Path(settings.index_dir) / "manifest.json").exists():
+        raise FileNotFoundError(f"no index at {settings.index_dir} to export")
+    owner = ownership.owner()
+    if owner is not None and owner.command == "serve":
+        from rag import handover
+
+        print(f"the index is served by {owner.describe()}: it writes the snapshot", file=sys.stderr)
+        print(f"exported {handover.export(owner, target)['summary']} to {target}")
+        return 0
+    from rag.index import DocumentIndex
+
+    with ownership.hold("export", wait_s=args.wait, on_wait=_say_waiting):
+        info = export_snapshot(DocumentIndex.from_settings(settings), Path(settings.index_dir),
+                               fingerprint(settings, _embedder_id(settings)), target)
+    print(f"exported {info.summary()} to {target}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.compare:
         return _eval_compare(args)
@@ -296,6 +335,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", metavar="DIR", help="keep the index in sync with this folder while serving")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("index", help="back up or restore an index: export FILE, import FILE --index DIR")
+    index_sub = p.add_subparsers(dest="index_command", required=True)
+    for name, text in (("export", "write a consistent snapshot of the index (also while 'rag serve' runs)"),
+                       ("import", "restore a snapshot into a new index folder (the same embedder is required)")):
+        q = index_sub.add_parser(name, help=text)
+        q.add_argument("file", help="the snapshot file (.tar.gz)")
+        q.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
+        q.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                       help="when another 'rag' command holds the index, wait this long for it (default 600)")
+        q.set_defaults(func=cmd_index)
+
     p = sub.add_parser("eval", help="evaluate retrieval (BEIR folder), answers (QA .jsonl) or the faithfulness "
                                     "judge (RGB .jsonl); writes report.json, report.md, run.trec and plots")
     p.add_argument("dataset", nargs="?", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), "
@@ -334,8 +384,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:  # SnapshotError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk or a read-only index folder: said plainly, no traceback
+        print(f"error: {exc.strerror if exc.strerror and exc.filename is None else exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         from rag.handover import HandoverError

@@ -73,3 +73,14 @@ def ask(owner: Owner, body: dict[str, Any]) -> dict[str, Any]:
             return _checked(response)
     except httpx.HTTPError as exc:
         raise HandoverError(f"could not reach {owner.describe()}: {exc}") from exc
+
+
+def export(owner: Owner, target: Path) -> dict[str, Any]:
+    """Has the server write a snapshot of its index to ``target`` (absolute) between ingestions."""
+    import httpx
+
+    try:
+        with _client(owner) as client:
+            return _checked(client.post("/v1/handover/export", json={"path": str(target)}))
+    except httpx.HTTPError as exc:
+        raise HandoverError(f"could not reach {owner.describe()}: {exc}") from exc

@@ -98,3 +98,38 @@ def test_kill_while_saving_a_changed_file_is_repaired(tmp_path, kill_at, embedde
     policy = " ".join(c.text for c in texts.values() if c.metadata.source == "politica_teletrabajo.md")
     assert "tres días" in policy and "cuatro días" not in policy
 
+
+
+def test_a_full_disk_stops_the_run_clearly_and_loses_nothing(tmp_path, monkeypatch, capsys, embedder):
+    import errno
+
+    from rag.cli import main
+    from rag.index import DocumentIndex
+
+    docs, index = _documents(tmp_path / "docs"), tmp_path / "index"
+    assert main(["ingest", str(docs), "--index", str(index), "--quiet"]) == 0
+    before = (index / "manifest.json").read_bytes()
+    (docs / "nuevo.md").write_text("El almacén abre a las 7:00 los lunes.", encoding="utf-8")
+    capsys.readouterr()
+
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(BM25Index, "save", full)  # the first write point of the save
+        assert main(["ingest", str(docs), "--index", str(index), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "could not write the index" in err and "the disk is full" in err and "Traceback" not in err
+    assert (index / "manifest.json").read_bytes() == before  # the manifest did not advance
+    readable = DocumentIndex(index)  # still opens and answers from what was committed
+    assert readable.bm25.search(["paracetamol"], 3) and readable.store.count() > 0
+
+    with monkeypatch.context() as patched:  # the same with the write failing while a file's chunks are added
+        patched.setattr(DocumentIndex, "add", lambda self, chunks, vectors: full(self))
+        assert main(["ingest", str(docs), "--index", str(index), "--quiet"]) == 2
+    assert (index / "manifest.json").read_bytes() == before
+
+    assert main(["ingest", str(docs), "--index", str(index), "--quiet"]) == 0  # space again: the run completes
+    assert "1 ingested, 3 unchanged" in capsys.readouterr().out
+    chroma, bm25, manifest = _ids(index)
+    assert chroma == bm25 == manifest == _reference(docs, tmp_path / "reference", embedder)

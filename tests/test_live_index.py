@@ -244,3 +244,81 @@ def test_serve_watch_syncs_an_add_a_change_and_a_delete(tmp_path):
         wait_for(lambda: "guardia.md" not in sources(), "a deleted file's chunks to be removed")
         gone = answer("¿Quién cubre la guardia de fin de semana?")
         assert "guardia.md" not in [c["source"] for c in gone["citations"]]
+
+
+def test_export_while_serving_then_import_answers_the_same(server, tmp_path):
+    base, _, index = server
+    snapshot = tmp_path / "backup.tar.gz"
+    exported = _rag("index", "export", str(snapshot), "--index", str(index))
+    assert exported.returncode == 0, exported.stderr
+    assert "it writes the snapshot" in exported.stderr and "exported snapshot of" in exported.stdout
+    restored = tmp_path / "restored"
+    imported = _rag("index", "import", str(snapshot), "--index", str(restored))
+    assert imported.returncode == 0, imported.stderr
+    for question in ("¿Cuál es la dosis máxima diaria de paracetamol por vía oral en adultos?",
+                     "What does error E7 mean on the thermostat?"):
+        served = httpx.post(f"{base}/v1/query", headers=KEY, timeout=WAIT_LIMIT_S,
+                            json={"question": question, "answer_mode": "extractive"}).json()
+        asked = _rag("ask", question, "--index", str(restored), "--json", "--mode", "extractive")
+        assert asked.returncode == 0, asked.stderr
+        again = json.loads(asked.stdout)
+        assert again["answer"] == served["answer"] and not again["abstained"]
+        assert [(c["source"], c["page"], c["chunk_id"]) for c in again["citations"]] == \
+            [(c["source"], c["page"], c["chunk_id"]) for c in served["citations"]]
+
+
+def test_import_refuses_a_snapshot_of_another_embedder(server, tmp_path):
+    import io
+    import tarfile
+
+    _, _, index = server
+    snapshot = tmp_path / "backup.tar.gz"
+    assert _rag("index", "export", str(snapshot), "--index", str(index)).returncode == 0
+    other = tmp_path / "other.tar.gz"
+    with tarfile.open(snapshot, "r:gz") as source, tarfile.open(other, "w:gz") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name == "snapshot.json":
+                info = json.loads(data)
+                info["fingerprint"]["embedder"] = "intfloat/multilingual-e5-small"
+                data = json.dumps(info).encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    refused = _rag("index", "import", str(other), "--index", str(tmp_path / "restored"))
+    assert refused.returncode == 2
+    assert "made with the embedder 'intfloat/multilingual-e5-small'" in refused.stderr
+    assert not (tmp_path / "restored" / "manifest.json").exists()
+
+
+def test_eight_clients_while_a_thirty_file_ingest_runs(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, root, index = server
+    docs = root / "thirty"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"aviso_{i:02d}.md").write_text(f"# Aviso {i}\n\nLa sala {i} del edificio B se limpia cada {i % 7 + 1} "
+                                                f"días y la revisa el equipo {chr(65 + i % 26)}.", encoding="utf-8")
+    questions = ["¿Cuál es la dosis máxima diaria de paracetamol por vía oral en adultos?",
+                 "What does error E7 mean on the thermostat?", "¿Cada cuántos días se limpia la sala 12?"]
+
+    def client(n: int) -> list[httpx.Response]:
+        mode = "generative" if n < 2 else "extractive"  # two clients need the model, six do not
+        return [httpx.post(f"{base}/v1/query", headers=KEY, timeout=WAIT_LIMIT_S,
+                           json={"question": questions[(n + k) % 3], "answer_mode": mode, "max_tokens": 8})
+                for k in range(2 if n < 2 else 5)]
+
+    with ThreadPoolExecutor(9) as pool:
+        ingest = pool.submit(_rag, "ingest", str(docs), "--index", str(index), "--quiet")
+        replies = [r for rs in pool.map(client, range(8)) for r in rs]
+        ingested = ingest.result()
+    assert ingested.returncode == 0 and "files: 30 ingested" in ingested.stdout, ingested.stderr
+    statuses = [r.status_code for r in replies]
+    assert set(statuses) <= {200, 503} and statuses.count(200) >= 30, statuses
+    assert all(r.headers["retry-after"] for r in replies if r.status_code == 503)
+    listed = {d["source"] for d in httpx.get(f"{base}/v1/documents", headers=KEY).json()["data"]}
+    for reply in (r.json() for r in replies if r.status_code == 200):
+        assert reply["abstained"] or reply["citations"]
+        assert {c["source"] for c in reply["citations"]} <= listed  # every cited document is in the index
+    print(f"\n{len(replies)} requests during a 30-file ingest: {statuses.count(200)} answered, "
+          f"{statuses.count(503)} refused with Retry-After, 0 errors")

@@ -83,3 +83,18 @@ async def query(body: QueryRequest, services: ServicesDep) -> dict:
     answer: Answer = await asyncio.to_thread(services.pipeline.answer, body.question, query_options(services, body))
     answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return answer.to_dict()
+
+
+@router.post("/export")
+def export(body: HandoverIngestRequest, services: ServicesDep) -> dict:
+    """A consistent snapshot while serving: written between ingestions (queries go on meanwhile)."""
+    from rag.snapshot import export_snapshot, fingerprint
+
+    target = Path(body.path)
+    if not target.is_absolute() or not target.parent.is_dir():
+        raise HTTPException(422, f"path must be absolute, in an existing folder: {body.path!r}")
+    settings = services.settings
+    with services.ingest_lock:
+        info = export_snapshot(services.pipeline.index, Path(settings.index_dir),
+                               fingerprint(settings, services.pipeline.embedder.model_id), target)
+    return {"summary": info.summary(), "chunks": info.chunks, "documents": info.documents}
