@@ -262,6 +262,7 @@ class FolderIngestor:
                         mtime: float | None = None) -> list[FileEntry]:
         """Chunk, embed (in shared batches) and index already-parsed documents; update the manifest."""
         all_chunks: list[Chunk] = []
+        stale: list[str] = []  # a changed file's chunks that its new version no longer has
         entries: list[FileEntry] = []
         for planned, elements in documents:
             doc_id = hashlib.sha1(planned.key.encode("utf-8")).hexdigest()[:12]
@@ -271,7 +272,7 @@ class FolderIngestor:
             old = self.manifest.files.get(planned.key)
             if old is not None:
                 new_ids = {c.id for c in chunks}
-                self.index.delete([cid for cid in old.chunk_ids if cid not in new_ids])
+                stale.extend(cid for cid in old.chunk_ids if cid not in new_ids)
             all_chunks.extend(chunks)
             entries.append(FileEntry(source=planned.source, doc_id=doc_id, content_hash=planned.content_hash,
                                      config_key=config, chunk_ids=[c.id for c in chunks],
@@ -281,7 +282,9 @@ class FolderIngestor:
         embeddings = self._embed([c.text for c in all_chunks])
         self._timed("embed", started)
         started = time.perf_counter()
-        self.index.add(all_chunks, embeddings)
+        with self.index.lock:  # one change for readers: the old version goes as the new one arrives
+            self.index.delete(stale)
+            self.index.add(all_chunks, embeddings)
         self._timed("index", started)
         for (planned, _), entry in zip(documents, entries, strict=True):
             self.manifest.files[planned.key] = entry

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from rag.embedder import Embedder
 from rag.expansion import ExpandedQuery
 from rag.fusion import ReciprocalRankFusion
@@ -105,16 +107,26 @@ class HybridRetriever:
         result = RetrievalResult(hits=[])
         lists: dict[str, list[ScoredChunk]] = {}
         queries = [ExpandedQuery(query, "original")] + [e for e in expansions or [] if e.kind != "original"]
-        for n, expanded in enumerate(queries):
-            suffix = f"#{n}" if n else ""
-            if mode in ("hybrid", "bm25") and not (expanded.dense_only and mode == "hybrid"):
-                started = time.perf_counter()
-                lists["bm25" + suffix] = self._bm25(expanded.text, language, where)
-                result.timings_ms["bm25"] = result.timings_ms.get("bm25", 0.0) + (time.perf_counter() - started) * 1000
-            if mode in ("hybrid", "dense"):
-                started = time.perf_counter()
-                lists["dense" + suffix] = self._dense(expanded.text, where)
-                result.timings_ms["dense"] = result.timings_ms.get("dense", 0.0) + (time.perf_counter() - started) * 1000
+        vectors = None
+        if mode in ("hybrid", "dense"):
+            started = time.perf_counter()
+            vectors = self.embedder.embed([q.text for q in queries])
+            result.timings_ms["embed"] = (time.perf_counter() - started) * 1000
+        # Both indexes are read under the index lock, which writers hold while they change both: a query
+        # sees each document as it was before a change or after it, never half in one index.
+        with self.index.lock:
+            for n, expanded in enumerate(queries):
+                suffix = f"#{n}" if n else ""
+                if mode in ("hybrid", "bm25") and not (expanded.dense_only and mode == "hybrid"):
+                    started = time.perf_counter()
+                    lists["bm25" + suffix] = self._bm25(expanded.text, language, where)
+                    result.timings_ms["bm25"] = (result.timings_ms.get("bm25", 0.0)
+                                                 + (time.perf_counter() - started) * 1000)
+                if vectors is not None:
+                    started = time.perf_counter()
+                    lists["dense" + suffix] = self._dense(vectors[n], where)
+                    result.timings_ms["dense"] = (result.timings_ms.get("dense", 0.0)
+                                                  + (time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         result.hits = self.fusion_for(language, mode).fuse(lists, top_k=top_k)
         result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
@@ -129,7 +141,6 @@ class HybridRetriever:
         return [ScoredChunk(chunks[cid], score, {"bm25": rank})
                 for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
 
-    def _dense(self, query: str, where: dict[str, Any] | None) -> list[ScoredChunk]:
-        vector = self.embedder.embed([query])[0]
+    def _dense(self, vector: np.ndarray, where: dict[str, Any] | None) -> list[ScoredChunk]:
         found = self.index.store.query(vector, self.candidates, where=where)
         return [ScoredChunk(chunk, score, {"dense": rank}) for rank, (chunk, score) in enumerate(found, start=1)]

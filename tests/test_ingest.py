@@ -130,3 +130,42 @@ def test_chunk_size_never_exceeds_what_the_embedder_embeds(tmp_path, embedder):
         lengths[chunk.metadata.source].append(len(tokenizer(chunk.text)["input_ids"]))
     assert lengths["fits.txt"] == [limit]  # kept whole: nothing is cut below the limit either
     assert len(lengths["over.txt"]) > 1 and max(lengths["over.txt"]) <= limit  # split, never cut by the model
+
+
+def test_queries_during_a_change_see_a_document_before_or_after_it(tmp_path, embedder):
+    import threading
+
+    from rag.retriever import HybridRetriever
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    note = docs / "zorglub.md"
+    versions = {"rojo": "El zorglub del almacén es de color rojo y pesa tres kilos.",
+                "azul": "El zorglub del almacén es de color azul y pesa cinco kilos."}
+    note.write_text(versions["rojo"], encoding="utf-8")
+    (docs / "otro.md").write_text("La oficina abre a las ocho de la mañana.", encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index")
+    ingestor = FolderIngestor(settings, embedder=embedder)
+    ingestor.run(docs)
+    retriever = HybridRetriever.from_settings(ingestor.index, embedder, settings)
+    seen: list[set[str]] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        while not done.is_set():
+            hits = retriever.retrieve("¿De qué color es el zorglub?", "es", top_k=10).hits
+            seen.append({w for h in hits if h.chunk.metadata.source == "zorglub.md"
+                         for w in ("rojo", "azul") if w in h.chunk.text})
+
+    reader = threading.Thread(target=ask)
+    reader.start()
+    try:
+        for n in range(12):  # each change deletes the old version's chunk and adds the new one
+            note.write_text(versions["azul" if n % 2 == 0 else "rojo"], encoding="utf-8")
+            assert ingestor.run(docs).ingested == ["zorglub.md"]
+    finally:
+        done.set()
+        reader.join()
+    assert len(seen) >= 12
+    # Every query found the note, in exactly one version: never between the delete and the add.
+    assert all(versions_seen in ({"rojo"}, {"azul"}) for versions_seen in seen), seen
