@@ -77,7 +77,7 @@ class Services:
                 "seconds": round(report.seconds, 3), "summary": report.summary()}
 
     def find(self, key_or_id: str) -> tuple[str, FileEntry] | None:
-        files = self.ingestor.manifest.files
+        files = dict(self.ingestor.manifest.files)  # a copy: a background ingest may change it meanwhile
         if key_or_id in files:
             return key_or_id, files[key_or_id]
         return next(((k, e) for k, e in files.items() if e.doc_id == key_or_id), None)
@@ -91,7 +91,8 @@ class Services:
                 "content_hash": entry.content_hash, "ingested_at": entry.ingested_at}
 
     def documents(self) -> list[dict[str, Any]]:
-        return sorted((self.document(item) for item in self.ingestor.manifest.files.items()),
+        files = dict(self.ingestor.manifest.files)  # a copy (made under the GIL): ingests may change it meanwhile
+        return sorted((self.document(item) for item in files.items()),
                       key=lambda d: d["source"])
 
     def delete(self, doc_id: str) -> dict[str, Any] | None:

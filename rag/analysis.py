@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -52,9 +53,18 @@ def stopwords(language: str) -> frozenset[str]:
     return frozenset(fold_accents(w) for w in module.STOP_WORDS)
 
 
-@lru_cache(maxsize=4)
+_local = threading.local()
+
+
 def _stemmer(language: str):
-    return snowballstemmer.stemmer(_STEMMER_NAMES.get(language, "english"))
+    """One stemmer per thread and language: a snowball stemmer keeps the word it works on in itself, so two
+    threads sharing one corrupt each other's words (seen as IndexError under concurrent queries and ingests)."""
+    stemmers = getattr(_local, "stemmers", None)
+    if stemmers is None:
+        stemmers = _local.stemmers = {}
+    if language not in stemmers:
+        stemmers[language] = snowballstemmer.stemmer(_STEMMER_NAMES.get(language, "english"))
+    return stemmers[language]
 
 
 def fold_accents(text: str) -> str:

@@ -95,6 +95,10 @@ class SentenceTransformerEmbedder:
         self.model_id = "/".join(self.model_path.parts[-2:])
         self._model = None
         self._lock = threading.Lock()
+        # The fast tokenizer switches truncation on and off between calls (encode truncates, count_tokens
+        # must not): concurrent calls from a query and an ingest can fail with "Already borrowed" or count
+        # wrongly. Torch already uses every core for one batch, so one call at a time costs little.
+        self._use_lock = threading.Lock()
 
     @property
     def model(self):
@@ -127,7 +131,9 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, as the model sees them (without special tokens)."""
-        encoded = self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        model = self.model
+        with self._use_lock:
+            encoded = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -135,6 +141,8 @@ class SentenceTransformerEmbedder:
             model = self.model  # sentence-transformers 6 renamed get_sentence_embedding_dimension
             dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             return np.zeros((0, dimension()), dtype=np.float32)
-        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        model = self.model
+        with self._use_lock:
+            vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=False)
         return vectors.astype(np.float32, copy=False)

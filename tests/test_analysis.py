@@ -39,3 +39,16 @@ def test_analyzer_folds_stops_and_stems_the_same_on_both_sides():
 def test_numbered_headings_stay_whole():
     assert split_sentences("Artículo 20. Resolución del procedimiento. El plazo es de tres meses.") == [
         "Artículo 20. Resolución del procedimiento.", "El plazo es de tres meses."]
+
+
+def test_terms_are_right_when_threads_stem_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.analysis import Analyzer
+
+    texts = [f"Las administraciones públicas notificarán {i} resoluciones desestimatorias del procedimiento"
+             for i in range(400)]
+    expected = [Analyzer("es").terms(t) for t in texts]
+    with ThreadPoolExecutor(8) as pool:  # a shared snowball stemmer mixes words up across threads
+        got = list(pool.map(lambda t: Analyzer("es").terms(t), texts))
+    assert got == expected
