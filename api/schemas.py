@@ -123,7 +123,8 @@ class IngestTextRequest(BaseModel):
     text: str = Field(..., min_length=1)
 
 
-class HandoverIngestRequest(BaseModel):
+class HandoverPathRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(..., min_length=1, max_length=4096, description="Absolute path of the folder or file to ingest.")
+    path: str = Field(..., min_length=1, max_length=4096,
+                      description="Absolute path: the folder or file to ingest, or the snapshot to write.")

@@ -36,7 +36,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise ValueError("--watch needs a folder, and no --dry-run")
     ownership = IndexOwnership(settings.index_dir)
     owner = ownership.owner()
-    if owner is not None and owner.command == "serve" and not args.dry_run:
+    if owner is not None and owner.command == "serve":
+        if args.dry_run:  # a server holds the index for as long as it runs: waiting for it would not end
+            raise IndexBusy(Path(settings.index_dir), owner)
         return _ingest_by_server(owner, path, args)
     try:
         with ownership.hold("ingest", wait_s=args.wait, on_wait=_say_waiting):

@@ -174,6 +174,8 @@ def test_a_second_server_on_the_same_index_is_refused(server):
     _, _, index = server
     second = _rag("serve", "--index", str(index), "--port", str(free_port()))
     assert second.returncode == 3 and "in use by 'rag serve'" in second.stderr
+    plan = _rag("ingest", str(index.parent), "--index", str(index), "--dry-run")  # says so, does not wait
+    assert plan.returncode == 3 and "in use by 'rag serve'" in plan.stderr
 
 
 def test_server_killed_during_an_api_ingest_restarts_consistent(tmp_path, demo_settings, shared):

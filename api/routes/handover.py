@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.schemas import HandoverIngestRequest, QueryRequest
+from api.schemas import HandoverPathRequest, QueryRequest
 from api.routes.query import query_options
 from rag.types import Answer
 
@@ -46,7 +46,7 @@ router = APIRouter(prefix="/v1/handover", tags=["hand-over"], dependencies=[Depe
 
 
 @router.post("/ingest", status_code=202)
-def ingest(body: HandoverIngestRequest, services: ServicesDep) -> JSONResponse:
+def ingest(body: HandoverPathRequest, services: ServicesDep) -> JSONResponse:
     path = Path(body.path)
     if not path.is_absolute():
         raise HTTPException(422, f"path must be absolute, got {body.path!r}")
@@ -86,7 +86,7 @@ async def query(body: QueryRequest, services: ServicesDep) -> dict:
 
 
 @router.post("/export")
-def export(body: HandoverIngestRequest, services: ServicesDep) -> dict:
+def export(body: HandoverPathRequest, services: ServicesDep) -> dict:
     """A consistent snapshot while serving: written between ingestions (queries go on meanwhile)."""
     from rag.snapshot import export_snapshot, fingerprint
 
