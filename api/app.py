@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import require_api_key
 from api.gate import ModelBusy
-from api.routes import documents, handover, health, openai_compat, query
+from api.routes import docs, documents, handover, health, openai_compat, query
 from api.services import Services
 from ingest.errors import IndexWriteError
 from rag.models import ModelNotFoundError
@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
             stop_watching.set()
         app.state.services.jobs.shutdown()
 
-    app = FastAPI(title="local-rag", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="local-rag", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None,  # mounted by api/routes/docs.py, behind the key
                   description="Private question answering over your own documents; nothing leaves this machine.")
     app.state.services = Services.build(settings, pipeline or QueryPipeline.from_settings(settings))
     app.state.handover_token = handover_token
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
 
     app.include_router(health.router)
     app.include_router(handover.router)  # its own credential: the hand-over token, from loopback only
+    app.include_router(docs.router, dependencies=[] if settings.open_docs else [Depends(require_api_key)])
     for router in (health.ready_router, query.router, openai_compat.router, documents.router):
         app.include_router(router, dependencies=[Depends(require_api_key)])
     return app

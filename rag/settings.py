@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     api_key: str | None = Field(None, description="When set, required as a Bearer token on every route but /health.")
+    open_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json without the API key.")
     upload_dir: Path | None = Field(None, description="Where uploaded documents are kept; default: <index_dir>/uploads.")
     max_upload_mb: float = Field(50.0, gt=0, le=4096, description="Largest accepted upload, in MB.")
     background_ingest_mb: float = Field(

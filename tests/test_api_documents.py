@@ -1,6 +1,7 @@
 """Document routes, auth, uploads and model admission, with TestClient over a private index."""
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -36,13 +37,33 @@ def client(app_parts):
 
 
 def test_api_key_required_everywhere_but_health(client):
-    assert client.get("/health").status_code == 200
-    for method, path in [("get", "/ready"), ("get", "/v1/documents"), ("get", "/v1/models"),
-                         ("post", "/v1/query"), ("post", "/v1/chat/completions"), ("post", "/v1/chunks")]:
-        assert getattr(client, method)(path).status_code == 401, path
-    assert client.get("/v1/documents", headers={"authorization": "Bearer nope"}).status_code == 401
+    # Every route of the OpenAPI document, and the documentation routes themselves (not in it).
+    schema = client.get("/openapi.json", headers=KEY).json()
+    routes = [(m.upper(), re.sub(r"\{[^}]+\}", "x", path)) for path, item in schema["paths"].items() for m in item]
+    routes += [("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json")]
+    assert len(routes) == 16  # 13 documented (health among them) + the 3 documentation routes, as in api/routes
+    wrong = {"authorization": "Bearer nope"}
+    for method, path in routes:
+        if path == "/health":
+            assert client.request(method, path).status_code == 200
+            continue
+        assert client.request(method, path).status_code == 401, (method, path)
+        assert client.request(method, path, headers=wrong).status_code == 401, (method, path)
+        assert client.request(method, path, headers=KEY).status_code not in (401, 403), (method, path)
+    # The hand-over routes take their own credential, never the API key.
+    for method, path in [("POST", "/v1/handover/ingest"), ("GET", "/v1/handover/jobs/x"),
+                         ("POST", "/v1/handover/query"), ("POST", "/v1/handover/export")]:
+        assert client.request(method, path, headers=KEY).status_code in (401, 403), path
     assert client.get("/v1/documents", headers={"x-api-key": "k3y"}).status_code == 200
     assert client.get("/ready", headers=KEY).json()["status"] == "ready"
+    assert "swagger-ui" in client.get("/docs", headers=KEY).text
+
+
+def test_a_setting_opens_the_docs_alone(app_parts):
+    settings, pipeline = app_parts
+    client = TestClient(create_app(settings.with_overrides(open_docs=True), pipeline=pipeline))
+    assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
+    assert client.get("/v1/documents").status_code == 401
 
 
 def test_text_ingest_list_get_delete(client, app_parts):
