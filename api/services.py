@@ -34,16 +34,13 @@ class Services:
         ingestor = FolderIngestor(settings, index=pipeline.index, embedder=pipeline.embedder)
         # A server killed in the middle of an ingest left chunks that no manifest entry owns, or entries whose
         # chunks an index lacks: repair before the first query, so that both indexes and the list agree.
+        # Dropped uploads are then no longer in the manifest, so resume_uploads ingests them again.
         removed, redone = ingestor.repair()
         if removed:
             log.warning("repaired the index at start: %d orphaned chunks removed", removed)
         uploads = settings.uploads.resolve()
         for key, source in redone.items():  # the manifest key is the file's path
-            if Path(key).parent == uploads and Path(key).is_file():  # an API upload: the server ingests it again
-                report = ingestor.run(Path(key))
-                log.warning("repaired the index at start: %s re-ingested (%s)", source,
-                            "failed" if report.failed else f"{report.chunks} chunks")
-            else:
+            if Path(key).parent != uploads:
                 log.warning("repaired the index at start: %s dropped; ingest its folder again", source)
         services = cls(settings, pipeline, ingestor, ModelGate(settings.max_waiting_requests))
         services.resume_uploads()
@@ -75,6 +72,13 @@ class Services:
         return {"ingested": report.ingested, "unchanged": report.unchanged, "removed": report.removed,
                 "failed": [asdict(f) for f in report.failed], "chunks": report.chunks, "pages": report.pages,
                 "seconds": round(report.seconds, 3), "summary": report.summary()}
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job's state for the status routes; ``LookupError`` when there is no such job."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise LookupError(f"no ingestion job {job_id!r}")
+        return job.to_dict()
 
     def find(self, key_or_id: str) -> tuple[str, FileEntry] | None:
         files = dict(self.ingestor.manifest.files)  # a copy: a background ingest may change it meanwhile

@@ -152,7 +152,7 @@ class FolderIngestor:
         for path in discover(root):
             key = str(path.resolve())
             source = str(path.relative_to(base))
-            if confine and not path.resolve().is_relative_to(base):
+            if confine and not Path(key).is_relative_to(base):
                 plan.outside.append(source)
                 continue
             seen.add(key)
@@ -323,7 +323,7 @@ class FolderIngestor:
         if missing:
             for key, entry in list(self.manifest.files.items()):
                 if missing.intersection(entry.chunk_ids):
-                    log.warning("%s: %d of its chunks are missing from the index; re-ingesting it",
+                    log.warning("%s: %d of its chunks are missing from the index; it will be ingested again",
                                 entry.source, len(missing.intersection(entry.chunk_ids)))
                     self.index.delete(entry.chunk_ids)
                     del self.manifest.files[key]

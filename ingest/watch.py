@@ -15,11 +15,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def _visible(_change, path: str) -> bool:
-    """Hidden files and folders are skipped by ingestion, so their changes trigger nothing."""
-    return not any(part.startswith(".") for part in Path(path).parts[1:])
-
-
 def watch_folder(folder: Path, sync: Callable[[Path], None], stop: threading.Event | None = None,
                  debounce_ms: int = 1600) -> None:
     """Runs ``sync(folder)`` once, then after every debounced batch of changes, until ``stop`` is set.
@@ -32,6 +27,15 @@ def watch_folder(folder: Path, sync: Callable[[Path], None], stop: threading.Eve
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder to watch: {folder}")
 
+    def visible(_change, path: str) -> bool:
+        """Hidden files and folders below ``folder`` are skipped by ingestion: their changes trigger nothing
+        (the folder itself may sit inside a hidden one, such as ~/.local)."""
+        try:
+            parts = Path(path).relative_to(folder).parts
+        except ValueError:
+            return True
+        return not any(part.startswith(".") for part in parts)
+
     def run_once() -> None:
         try:
             sync(folder)
@@ -39,7 +43,7 @@ def watch_folder(folder: Path, sync: Callable[[Path], None], stop: threading.Eve
             log.exception("syncing %s failed", folder)
 
     run_once()
-    for changes in watch(folder, watch_filter=_visible, debounce=debounce_ms, stop_event=stop,
+    for changes in watch(folder, watch_filter=visible, debounce=debounce_ms, stop_event=stop,
                          raise_interrupt=False, yield_on_timeout=False):
         log.info("%d changes in %s", len(changes), folder)
         run_once()

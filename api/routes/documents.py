@@ -59,10 +59,10 @@ async def ingest_text(body: IngestTextRequest, services: ServicesDep) -> JSONRes
 
 @router.get("/v1/ingest/jobs/{job_id}")
 def ingest_job(job_id: str, services: ServicesDep) -> dict:
-    job = services.jobs.get(job_id)
-    if job is None:
-        raise HTTPException(404, f"no ingestion job {job_id!r}")
-    return job.to_dict()
+    try:
+        return services.job(job_id)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
 
 
 @router.get("/v1/documents")

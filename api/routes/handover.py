@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.schemas import HandoverPathRequest, QueryRequest
+from api.routes import documents
 from api.routes.query import query_options
+from api.schemas import HandoverPathRequest, QueryRequest
 from rag.types import Answer
 
 HEADER = "X-Handover-Token"
@@ -58,20 +59,16 @@ def ingest(body: HandoverPathRequest, services: ServicesDep) -> JSONResponse:
             job.progress = {"done": done, "total": total, "current": source}
 
         result = services.ingest_folder(path, on_file)
-        job.progress = {"done": len(result["ingested"]) + len(result["failed"]), "total": job.progress.get("total", 0),
-                        "current": None}
+        total = job.progress.get("total", 0)
+        job.progress = {"done": total, "total": total, "current": None}
         return result
 
     job = services.jobs.submit_tracked(str(path), work)
     return JSONResponse(status_code=202, content={"job": job.to_dict(), "status_url": f"/v1/handover/jobs/{job.id}"})
 
 
-@router.get("/jobs/{job_id}")
-def job_status(job_id: str, services: ServicesDep) -> dict:
-    job = services.jobs.get(job_id)
-    if job is None:
-        raise HTTPException(404, f"no hand-over job {job_id!r}")
-    return job.to_dict()
+# The same job status as /v1/ingest/jobs, under the hand-over credential.
+router.get("/jobs/{job_id}")(documents.ingest_job)
 
 
 @router.post("/query")
