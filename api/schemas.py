@@ -41,6 +41,9 @@ class CitationOut(BaseModel):
     chunk_id: str
     score: float
     text: str
+    quote_start: int | None = Field(None, description="Start of the quoted sentence (or table row) in `text`, "
+                                                      "in characters; set on quoted (extractive) answers.")
+    quote_end: int | None = Field(None, description="End of the quoted span in `text` (exclusive).")
 
 
 class QueryResponse(BaseModel):

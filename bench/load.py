@@ -33,10 +33,18 @@ class LoadResult:
         ordered = sorted(self.latencies_s)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
+    @property
+    def answered(self) -> float:
+        """Share of requests answered (200 and not an abstention)."""
+        total = len(self.bodies)
+        return sum(1 for status, body in self.bodies if status == 200 and not body.get("abstained")) / total if total else 0.0
+
     def summary(self) -> str:
+        errors = sum(n for status, n in self.statuses.items() if status != 200)
         return (f"requests {sum(self.statuses.values())}, wall {self.wall_s:.1f} s, "
                 f"p50 {self.percentile(0.5):.2f} s, p95 {self.percentile(0.95):.2f} s, "
-                f"mean {statistics.mean(self.latencies_s or [0]):.2f} s, by status {dict(sorted(self.statuses.items()))}")
+                f"mean {statistics.mean(self.latencies_s or [0]):.2f} s, by status {dict(sorted(self.statuses.items()))}, "
+                f"errors {errors}, answered {self.answered:.2%}")
 
 
 def run_load(base: str, requests: int = 50, concurrency: int = 8, api_key: str | None = None,

@@ -2,7 +2,10 @@
 
 One JSON object a line: ``{"id", "question", "answers": [...], "source", "pages": [...], "answerable"}``;
 ``source`` is the file name relative to the folder, ``pages`` the 1-based pages that hold the answer
-(empty: any page), ``answerable: false`` for questions the documents cannot answer.
+(empty: any page), ``answerable: false`` for questions the documents cannot answer. An optional
+``kind`` names what a question tests, so that metrics are reported per kind: ``near-miss`` (on the
+documents' topic, but what is asked is not in them), ``far-off`` (another topic), ``paraphrase``
+(answerable, asked in other words than the documents'), ``table`` (a table row and column).
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ class QAItem:
     source: str | None
     pages: tuple[int, ...]
     answerable: bool
+    kind: str = ""
+
+    @property
+    def category(self) -> str:
+        """``kind`` when given, else answerable / unanswerable."""
+        return self.kind or ("answerable" if self.answerable else "unanswerable")
 
 
 def load_qa(path: Path) -> list[QAItem]:
@@ -30,7 +39,8 @@ def load_qa(path: Path) -> list[QAItem]:
         try:
             row = json.loads(line)
             items.append(QAItem(str(row.get("id", number)), row["question"], tuple(row.get("answers", [])),
-                                row.get("source"), tuple(row.get("pages", [])), bool(row.get("answerable", True))))
+                                row.get("source"), tuple(row.get("pages", [])), bool(row.get("answerable", True)),
+                                str(row.get("kind", ""))))
         except (json.JSONDecodeError, KeyError) as exc:
             raise ValueError(f"{path}:{number}: invalid QA line ({exc})") from exc
     return items

@@ -241,7 +241,7 @@ class Evaluator:
             cited = [(c.source, c.page) for c in answer.citations]
             pages = item.pages
             row: dict[str, Any] = {
-                "id": item.id, "question": item.question, "answerable": item.answerable,
+                "id": item.id, "question": item.question, "answerable": item.answerable, "kind": item.category,
                 "abstained": answer.abstained, "answer": answer.text, "citations": cited, "seconds": seconds,
                 "stages_ms": dict(answer.trace.timings_ms),
                 "citation_correct": any(s == item.source and (not pages or p in pages) for s, p in cited),
@@ -321,4 +321,14 @@ def answer_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
         "faithfulness": mean([r for r in rows if not r["abstained"]], "faithfulness"),
         "answered": float(len(answered)),
     }
+    # Per kind of question (near-miss, far-off, paraphrase, table…), when a set names kinds.
+    kinds = sorted({r.get("kind", "") for r in rows} - {"", "answerable", "unanswerable"})
+    for kind in kinds:
+        group = [r for r in rows if r.get("kind") == kind]
+        key = kind.replace("-", "_")
+        if all(not r["answerable"] for r in group):
+            metrics[f"abstention_{key}"] = mean(group, "abstained")
+        else:
+            metrics[f"answer_contains_gold_{key}"] = mean(group, "contains_answer")
+            metrics[f"false_abstention_{key}"] = mean(group, "abstained")
     return {k: v for k, v in metrics.items() if v is not None}

@@ -34,6 +34,7 @@ class BM25Index:
         self._matrix: sparse.csr_matrix | None = None
         self._vocab: dict[str, int] = {}
         self._ids: list[str] = []
+        self._idf: dict[str, float] = {}
         if path is not None and path.exists():
             self._load(path)
 
@@ -69,6 +70,14 @@ class BM25Index:
         ranked = sorted(top, key=lambda i: (-scores[i], self._ids[i]))
         return [(self._ids[i], float(scores[i])) for i in ranked if scores[i] > 0]
 
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """Each term's idf; a term no chunk holds gets the largest idf (it is as rare as can be)."""
+        if not self._terms:
+            return {t: 1.0 for t in terms}
+        self._ensure_matrix()
+        top = max(self._idf.values(), default=1.0)
+        return {t: self._idf.get(t, top) for t in terms}
+
     def save(self) -> None:
         if self.path is None:
             raise ValueError("BM25Index has no path to save to")
@@ -102,6 +111,7 @@ class BM25Index:
             corpus = [self._terms[cid] or ["\x00"] for cid in self._ids]
             model = BM25Okapi(corpus, k1=self.k1, b=self.b)
             self._vocab = {term: i for i, term in enumerate(model.idf)}
+            self._idf = dict(model.idf)
             lengths = np.asarray(model.doc_len, dtype=np.float64)
             norm = self.k1 * (1 - self.b + self.b * lengths / model.avgdl)
             rows, cols, vals = [], [], []

@@ -86,6 +86,20 @@ class LlamaCppGenerator:
         """Tokens of ``text`` with the model's own tokenizer."""
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def count_messages(self, messages: list[Message]) -> int:
+        """Tokens the model reads for ``messages``: rendered with the GGUF's chat template (role markers,
+        separators, the assistant prompt), plus a BOS token."""
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return sum(self.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages) + 8
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        model = self.llm._model
+        formatter = Jinja2ChatFormatter(template=template, eos_token=model.token_get_text(self.llm.token_eos()),
+                                        bos_token=model.token_get_text(self.llm.token_bos()))
+        prompt = formatter(messages=messages).prompt
+        return len(self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)) + 1
+
     def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str]:
         with self.lock:
             chunks = self.llm.create_chat_completion(
@@ -117,6 +131,10 @@ class OpenAICompatibleGenerator:
         for event in response:
             if event.choices and event.choices[0].delta.content:
                 yield event.choices[0].delta.content
+
+
+# Role markers and separators a chat template adds around each message, when it cannot be rendered (a server).
+TEMPLATE_TOKENS_PER_MESSAGE = 8
 
 
 def token_counter(generator: Generator) -> tuple[Callable[[str], int], bool]:

@@ -7,12 +7,14 @@ sources it may draw on, the AlignScore-style "max over context units" recipe.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from rag.analysis import Analyzer, split_sentences
+from rag.analysis import Analyzer, fold_accents, split_sentences
 from rag.embedder import Embedder, similarities
+from rag.focus import NUMBER, NUMBER_WORD, QUANTITATIVE, FocusCheck
 from rag.types import ElementType, ScoredChunk
 
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -26,24 +28,13 @@ _QUANTITY = re.compile(rf"(\d+(?:[.,]\d+)*)(?:\s*((?:{_UNIT})(?:/(?:{_UNIT}|[a-z
                        re.IGNORECASE)
 
 
-_ASKS_QUANTITY = re.compile(
-    r"\bcu[aá]nt[oa]s?\b|\bqu[eé] (?:edad|cantidad|porcentaje|n[uú]mero)\b|"
-    r"\bhow (?:many|much|long|old|often)\b|\bwhat (?:age|percentage|number|amount)\b", re.IGNORECASE)
-_NUMBER_WORD = re.compile(
-    r"\b(?:dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|trece|catorce|quince|dieci\w+|veint\w+|"
-    r"treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|cien|ciento|doscient\w+|mil|mill[oó]n\w*|"
-    r"mitad|tercio|doble|triple|primer\w*|segund\w+|one|two|three|four|five|six|seven|eight|nine|ten|"
-    r"eleven|twelve|\w+teen|twenty|thirty|forty|fifty|hundred|thousand|million|half|third|quarter|twice|"
-    r"un[ao]?\s+(?:mes|año|día|semana|hora|minuto|vez)|an? (?:month|year|day|week|hour|minute))\b", re.IGNORECASE)
-
-
 def asks_quantity(question: str) -> bool:
     """"¿Cuántos…?", "how many/much/long…?": the answer must state a number."""
-    return bool(_ASKS_QUANTITY.search(question))
+    return FocusCheck.of(question, "es").answer_type in QUANTITATIVE
 
 
 def states_quantity(text: str) -> bool:
-    return bool(_NUMBER.search(text) or _NUMBER_WORD.search(text))
+    return bool(NUMBER.search(text) or NUMBER_WORD.search(text))
 
 
 def quantities(text: str) -> set[str]:
@@ -64,8 +55,11 @@ class SentenceSupport:
     """How well one answer sentence is backed by the sources.
 
     ``semantic``: best cosine to a source unit; ``lexical``: largest share of the sentence's content
-    terms found in one source unit; ``numbers_ok``: every number in the sentence appears in the sources (a
-    small model's favourite hallucination is a plausible-looking dose or date).
+    terms found in one source unit; ``ordered``: the share found in that unit *in the same order*
+    (longest common subsequence of content terms), which word salad built from a source's words fails;
+    ``numbers_ok``: every number (with its unit) in the sentence appears in the unit it aligns with (a
+    small model's favourite hallucination is a plausible-looking dose or date, or a number moved from
+    another sentence); ``negation_ok``: the sentence and that unit agree on negation.
     """
 
     sentence: str
@@ -73,20 +67,61 @@ class SentenceSupport:
     lexical: float
     numbers_ok: bool
     source_index: int
+    ordered: float = 1.0
+    negation_ok: bool = True
+    names_ok: bool = True
 
-    def supported(self, min_semantic: float, min_lexical: float) -> bool:
-        return self.numbers_ok and self.lexical >= min_lexical and self.semantic >= min_semantic
+    def supported(self, min_semantic: float, min_lexical: float, min_ordered: float = 0.0) -> bool:
+        return (self.numbers_ok and self.negation_ok and self.names_ok and self.lexical >= min_lexical
+                and self.ordered >= min_ordered and self.semantic >= min_semantic)
 
 
 @dataclass(frozen=True)
 class Alignment:
-    """One sentence scored against context units; ``unit`` is the index of the most similar one."""
+    """One sentence scored against context units; ``unit`` is the index of the best aligned one."""
 
     semantic: float
     lexical: float
     combined: float
     numbers_ok: bool
     unit: int
+    ordered: float = 1.0
+    negation_ok: bool = True
+    names_ok: bool = True
+
+
+_NEGATION = re.compile(r"\b(?:no|not|never|nunca|jam[aá]s|ni|tampoco|ning[uú]n\w*|nadie|nada|none|nobody|nothing|"
+                       r"neither|nor|cannot|without|sin)\b|n't\b", re.IGNORECASE)
+
+
+# Alignment penalties: a number or name of the claim missing from its best unit but present elsewhere in the
+# context (moved between sentences), or missing from the context (made up), or a negation that disagrees.
+ELSEWHERE = 0.75
+MISSING = 0.5
+_NAME = re.compile(r"(?<!^)(?<![.!?¿¡:]\s)\b[A-ZÁÉÍÓÚÑ][\wáéíóúñü]{2,}")
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words that do not open the sentence (names: "Madrid", "Annie Ernaux"), folded."""
+    return {fold_accents(n.lower()) for n in _NAME.findall(text.strip())}
+
+
+def negated(text: str) -> bool:
+    """Odd number of negation words: "no", "not", "nunca", "sin", "cannot"…"""
+    return len(_NEGATION.findall(text)) % 2 == 1
+
+
+def ordered_coverage(terms: list[str], unit_terms: list[str]) -> float:
+    """Share of ``terms`` found in ``unit_terms`` in the same order (longest common subsequence)."""
+    if not terms or not unit_terms:
+        return 0.0
+    previous = [0] * (len(unit_terms) + 1)
+    for term in terms:
+        current = [0]
+        for j, other in enumerate(unit_terms, start=1):
+            current.append(previous[j - 1] + 1 if term == other else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1] / len(terms)
 
 
 def claims(answer: str) -> list[str]:
@@ -126,8 +161,9 @@ def source_units(sources: list[ScoredChunk]) -> list[Unit]:
 class Grounder:
     """Scores how well answer sentences are supported and picks quotable sentences for a question."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, idf: Callable[[list[str]], dict[str, float]] | None = None) -> None:
         self.embedder = embedder
+        self.idf = idf  # term weights for the question's coverage (rare terms say what is asked)
 
     def relevance(self, question: str, sources: list[ScoredChunk]) -> list[float]:
         """Cosine similarity of the question to each source's text."""
@@ -137,32 +173,53 @@ class Grounder:
         sentences = claims(answer)
         units = source_units(sources)
         alignments = self.align(sentences, [u.text for u in units], language)
-        return [SentenceSupport(s, a.semantic, a.lexical, a.numbers_ok, units[a.unit].source_index if units else 0)
+        return [SentenceSupport(s, a.semantic, a.lexical, a.numbers_ok, units[a.unit].source_index if units else 0,
+                                a.ordered, a.negation_ok, a.names_ok)
                 for s, a in zip(sentences, alignments, strict=True)]
 
     def align(self, sentences: list[str], units: list[str], language: str) -> list[Alignment]:
         """Each sentence against every context unit (AlignScore's "max over context units" recipe).
 
-        ``semantic``: best cosine to a unit; ``lexical``: largest share of the sentence's content
-        terms found in one unit (words picked from different sentences do not add up); ``combined``:
-        the best unit's mean of the two; ``numbers_ok``: every number also occurs in the context.
+        Per unit: cosine of the embeddings, ``lexical`` = share of the sentence's content terms in the
+        unit, ``ordered`` = share in the same order (LCS); against the unit, every number with its unit
+        must occur (``numbers_ok``), every name too (``names_ok``) and negation must agree (``negation_ok``).
+        A unit's score is ``(cosine + ordered) / 2``, halved for each failed check, and the sentence keeps
+        its best unit's (``combined``; the others describe that unit): a claim that splices two sources, shuffles
+        a source's words, moves a number or a name between sentences or drops a "no" scores low although
+        its words all occur in the context.
         """
         if not sentences or not units:
-            return [Alignment(0.0, 0.0, 0.0, False, 0) for _ in sentences]
+            return [Alignment(0.0, 0.0, 0.0, False, 0, 0.0, False) for _ in sentences]
         analyzer = Analyzer(language)
-        unit_terms = [set(analyzer.terms(u)) for u in units]
-        context = " ".join(units)
-        context_numbers = quantities(context) | set(_NUMBER.findall(context))
+        unit_terms = [analyzer.terms(u) for u in units]
+        unit_sets = [set(t) for t in unit_terms]
+        unit_numbers = [quantities(u) | set(_NUMBER.findall(u)) for u in units]
+        unit_negated = [negated(u) for u in units]
+        unit_words = [set(re.findall(r"\w+", fold_accents(u.lower()))) for u in units]
+        all_numbers, all_words = set().union(*unit_numbers), set().union(*unit_words)
         vectors = self.embedder.embed(sentences + units)
         sims = vectors[: len(sentences)] @ vectors[len(sentences):].T
         result = []
         for i, sentence in enumerate(sentences):
-            terms = set(analyzer.terms(sentence))
-            lexical = np.array([len(terms & ut) / len(terms) if terms else 0.0 for ut in unit_terms])
-            combined = (sims[i] + lexical) / 2
-            numbers_ok = all(q in context_numbers for q in quantities(sentence))
-            result.append(Alignment(float(sims[i].max()), float(lexical.max()), float(combined.max()), numbers_ok,
-                                    int(sims[i].argmax())))
+            terms = analyzer.terms(sentence)
+            wanted = set(terms)
+            lexical = np.array([len(wanted & ut) / len(wanted) if wanted else 0.0 for ut in unit_sets])
+            ordered = np.array([ordered_coverage(terms, ut) if lexical[j] > 0 else 0.0
+                                for j, ut in enumerate(unit_terms)])
+            base = (sims[i] + ordered) / 2
+            wanted_numbers, wanted_names, negative = quantities(sentence), names(sentence), negated(sentence)
+            checks = [(all(q in unit_numbers[j] for q in wanted_numbers), negative == unit_negated[j],
+                       wanted_names <= unit_words[j]) for j in range(len(units))]
+            # A number or name found elsewhere in the context costs less than one found nowhere.
+            elsewhere = (all(q in all_numbers for q in wanted_numbers), wanted_names <= all_words)
+            penalty = np.array([(1.0 if ok[0] else ELSEWHERE if elsewhere[0] else MISSING) * (1.0 if ok[1] else MISSING)
+                                * (1.0 if ok[2] else ELSEWHERE if elsewhere[1] else MISSING) for ok in checks])
+            scores = base * penalty
+            best = int(scores.argmax())
+            numbers_ok, negation_ok, names_ok = checks[best]
+            combined = scores[best]
+            result.append(Alignment(float(sims[i][best]), float(lexical[best]), float(combined), numbers_ok, best,
+                                    float(ordered[best]), negation_ok, names_ok))
         return result
 
     def extract(self, question: str, sources: list[ScoredChunk], language: str,
@@ -170,8 +227,10 @@ class Grounder:
         """The source units that best answer the question, best first.
 
         Score = mean of the cosine similarity to the question and the share of the question's
-        content terms the unit contains (the embedder alone confuses neighbouring table rows); 0 for a
-        unit without any number when the question asks for a quantity.
+        content terms the unit contains (the embedder alone confuses neighbouring table rows), times the
+        unit's focus factor (``rag.focus``): 0 for a unit that cannot hold what is asked (no number for
+        "¿cuántos…?", no amount in euros, no date, no e-mail address), a fraction for each qualifier of the
+        question ("primer", "2015") that neither the unit nor its source names.
         """
         units = source_units(sources)
         if not units:
@@ -180,13 +239,21 @@ class Grounder:
         semantic = vectors[1:] @ vectors[0]
         analyzer = Analyzer(language)
         wanted = set(analyzer.terms(question))
-        lexical = np.array([len(wanted & set(analyzer.terms(u.text))) / len(wanted) if wanted else 0.0
-                            for u in units])
+        weights = self.idf(sorted(wanted)) if self.idf and wanted else {t: 1.0 for t in wanted}
+        total = sum(max(w, 0.0) for w in weights.values())
+        lexical = np.array([sum(max(weights[t], 0.0) for t in wanted & set(analyzer.terms(u.text))) / total
+                            if total > 0 else 0.0 for u in units])
         scores = (semantic + lexical) / 2
-        if asks_quantity(question):  # answer-type check: a unit without any number cannot answer it
-            scores = np.where([states_quantity(u.text) for u in units], scores, 0.0)
+        focus = FocusCheck.of(question, language)
+        scores = scores * np.array([focus.factor(u.text, _about(sources[u.source_index - 1])) for u in units])
         order = np.argsort(-scores, kind="stable")[:max_units]
         return [(units[i], float(scores[i])) for i in order]
+
+
+def _about(hit: ScoredChunk) -> str:
+    """What a source is about beyond its text: file name and section (a question's "Ley 39/2015")."""
+    meta = hit.chunk.metadata
+    return f"{meta.source} {meta.section or ''}"
 
 
 def renumber_citations(text: str, cited: list[int]) -> str:

@@ -53,6 +53,11 @@ class DocumentIndex:
         with self.lock:
             return self.bm25.search(terms, n, allowed=allowed)
 
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """BM25 inverse document frequency of each term (rare terms weigh more in evidence scoring)."""
+        with self.lock:
+            return self.bm25.idf(terms)
+
     def save(self) -> None:
         with self.lock:
             self.bm25.save()

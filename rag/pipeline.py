@@ -14,7 +14,8 @@ from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.expansion import QueryExpander, unproductive_expansions
-from rag.generator import Generator, Message, SamplingParams, generator_from_settings, token_counter
+from rag.generator import (TEMPLATE_TOKENS_PER_MESSAGE, Generator, Message, SamplingParams, generator_from_settings,
+                           token_counter)
 from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 # of its content terms do, and its best cosine to a source sentence reaches MIN_SEMANTIC_SUPPORT.
 MIN_LEXICAL_SUPPORT = 0.6
 MIN_SEMANTIC_SUPPORT = 0.45
+# ... and at least this share of its content terms occur in one source sentence in the same order (word salad
+# made of a source's words fails it), with the same names and negation as that sentence.
+MIN_ORDERED_SUPPORT = 0.5
 # Extractive answers also quote the runner-up unit when it scores this share of the best one.
 QUOTE_RELATIVE_SCORE = 0.95
 
@@ -84,7 +88,7 @@ class QueryPipeline:
         # Query-time parts embed the same document sentences for every question about them.
         self._query_embedder = CachedEmbedder(embedder)
         self.retriever = HybridRetriever.from_settings(index, self._query_embedder, settings)
-        self.grounder = Grounder(self._query_embedder)
+        self.grounder = Grounder(self._query_embedder, idf=index.idf)
         self.expander = QueryExpander(generator)
         count, self._exact_tokens = token_counter(generator)
         self.compressor = ContextCompressor(self._query_embedder, count)
@@ -112,22 +116,48 @@ class QueryPipeline:
         return cls(settings, DocumentIndex.from_settings(settings), embedder, generator_from_settings(settings))
 
     def count_prompt_tokens(self, messages: list[Message]) -> int:
-        """Tokens of the messages' text, with the model's tokenizer when it has one."""
-        return self.compressor.count_tokens("\n".join(m["content"] for m in messages))
+        """Tokens the model reads: the chat template rendered with the model's tokenizer when it has one, else
+        an estimate of the messages' text plus the template's markers."""
+        exact = getattr(self.generator, "count_messages", None)
+        if exact is not None:
+            return exact(messages)
+        text = self.compressor.count_tokens("\n".join(m["content"] for m in messages))
+        return text + TEMPLATE_TOKENS_PER_MESSAGE * len(messages) + 8
 
     def warm_up(self) -> None:
-        """Load the models now rather than on the first question."""
-        self.embedder.embed(["warm up"])
-        if self.settings.rerank:
-            _ = self.reranker
-        warm = getattr(self.generator, "warm_up", None)
-        if warm is not None:
-            warm()
+        """Load the models and build the query-time caches now, so that no user question pays for them:
+        the embedder, re-ranker and GGUF, the BM25 matrix (built from the stored terms) and the Chroma
+        collection (one retrieval per language)."""
+        self._warming = True
+        try:
+            self.embedder.embed(["warm up"])
+            if self.settings.rerank:
+                _ = self.reranker
+            warm = getattr(self.generator, "warm_up", None)
+            if warm is not None:
+                warm()
+            for language in ("es", "en"):
+                self.retriever.retrieve("warm up", language, top_k=1)
+        finally:
+            self._warming = False
+            self._warmed = True
 
     @property
     def ready(self) -> bool:
-        """Models loaded (backends without a load step count as loaded)."""
+        """Models loaded (backends without a load step count as loaded) and, once a warm-up started, done."""
+        if getattr(self, "_warming", False):
+            return False
         return all(getattr(part, "loaded", True) for part in (self.embedder, self.generator))
+
+    def effective_mode(self, options: QueryOptions | None = None) -> AnswerMode:
+        """The answer mode a request runs in: ``auto`` without a capable model quotes (``extractive``)."""
+        mode = self.settings.answer_mode if options is None or options.answer_mode is None else options.answer_mode
+        return "extractive" if mode == "auto" and not self.settings.generates_in_auto else mode
+
+    def needs_model(self, options: QueryOptions | None = None) -> bool:
+        """Whether answering may use the LLM (generation or LLM query expansion): such requests queue for it."""
+        kinds = self.settings.query_expansion if options is None or options.expansion is None else options.expansion
+        return self.effective_mode(options) != "extractive" or bool({"multi-query", "hyde"} & set(kinds))
 
     def chat(self, messages: list[Message], params: SamplingParams | None = None) -> Iterator[str]:
         """Plain chat with the model, no documents (the API's ``use_context: false``)."""
@@ -149,7 +179,7 @@ class QueryPipeline:
             raise ValueError("question must not be empty")
         opts = options or QueryOptions()
         top_k = self.settings.top_k if opts.top_k is None else opts.top_k
-        mode = self.settings.answer_mode if opts.answer_mode is None else opts.answer_mode
+        mode = self.effective_mode(opts)
         params = opts.sampling or SamplingParams.from_settings(self.settings)
         trace = Trace()
 
@@ -220,14 +250,24 @@ class QueryPipeline:
                               and u.text not in {q.text for q, _ in quotes})
 
         if mode == "extractive":
+            if (opts.answer_mode or self.settings.answer_mode) == "auto":
+                trace.notes.append("answered with the evidence's own sentences: the configured model is not "
+                                   "declared capable of grounded answers (RAG_LLM_CAPABLE=true to generate)")
             yield self._extractive(quotes, sources, trace)
             return
 
         with _timed(trace, "compression"):
             budget = self._context_budget(question, language, params, list(opts.history))
-            prompt_sources, report = self.compressor.compress(question, sources, budget)
-            messages = build_messages(question, prompt_sources, language, list(opts.history))
-            prompt_tokens = self.count_prompt_tokens(messages)
+            while True:
+                prompt_sources, report = self.compressor.compress(question, sources, budget)
+                messages = build_messages(question, prompt_sources, language, list(opts.history))
+                prompt_tokens = self.count_prompt_tokens(messages)
+                # The prompt as the model reads it (chat template included) and the answer must fit its
+                # context; a remote server's context is its own business.
+                over = prompt_tokens + params.max_tokens - self.settings.llm_context
+                if over <= 0 or budget <= 64 or self.settings.llm_base_url or self.settings.context_tokens:
+                    break
+                budget = max(64, budget - over)
         trace.details["compression"] = report.to_dict()
         trace.details["prompt_tokens"] = prompt_tokens if self._exact_tokens else f"~{prompt_tokens} (estimated)"
         pieces: list[str] = []
@@ -258,9 +298,12 @@ class QueryPipeline:
         with _timed(trace, "grounding"):
             support = self.grounder.support(generated, sources, language)
         trace.details["support"] = [{"sentence": s.sentence, "semantic": round(s.semantic, 4),
-                                     "lexical": round(s.lexical, 4), "numbers_ok": s.numbers_ok,
+                                     "lexical": round(s.lexical, 4), "ordered": round(s.ordered, 4),
+                                     "numbers_ok": s.numbers_ok, "names_ok": s.names_ok,
+                                     "negation_ok": s.negation_ok,
                                      "source": s.source_index} for s in support]
-        supported = bool(support) and all(s.supported(MIN_SEMANTIC_SUPPORT, MIN_LEXICAL_SUPPORT) for s in support)
+        supported = bool(support) and all(s.supported(MIN_SEMANTIC_SUPPORT, MIN_LEXICAL_SUPPORT, MIN_ORDERED_SUPPORT)
+                                           for s in support)
         if not supported and mode == "auto":
             trace.notes.append("generated answer not supported by the sources; answered with quotes instead")
             return self._extractive(quotes, evidence_sources, trace)
@@ -276,7 +319,8 @@ class QueryPipeline:
         trace.details["answer_mode"] = "extractive"
         text = "\n".join(f"{unit.text.strip()} [{unit.source_index}]" for unit, _ in quotes)
         cited = sorted({unit.source_index for unit, _ in quotes})
-        citations = [Citation.from_scored(sources[n - 1]) for n in cited]
+        citations = [Citation.from_scored(sources[n - 1], tuple(u.text for u, _ in quotes if u.source_index == n))
+                     for n in cited]
         return Answer(renumber_citations(text, cited), False, citations, trace)
 
     @staticmethod

@@ -92,7 +92,13 @@ class Settings(BaseSettings):
                                  "max_tokens and the instructions.")
 
     # --- generation --------------------------------------------------------------------------
-    answer_mode: AnswerMode = Field("auto", description="generative, extractive, or auto (generate, fall back to quotes).")
+    answer_mode: AnswerMode = Field(
+        "auto", description="generative, extractive, or auto: quote the evidence, and with a capable model "
+                            "(llm_capable) generate and fall back to the quotes when grounding rejects the text.")
+    llm_capable: bool | None = Field(
+        None, description="Whether the LLM writes answers worth generating in auto mode. Default: false for the "
+                          "embedded SmolLM2-135M (its answers were rejected by grounding most of the time, at "
+                          "10-25 s each), true when llm_model or llm_base_url names another model.")
     max_tokens: int = Field(256, ge=1, le=8192, description="Most tokens generated per answer.")
     temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
     top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling.")
@@ -111,6 +117,13 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Uploads larger than this are ingested as a background job (GET /v1/ingest/jobs/{id}).")
     max_waiting_requests: int = Field(
         4, ge=0, le=1000, description="Requests allowed to wait for the model; the next one gets 503 + Retry-After.")
+
+    @property
+    def generates_in_auto(self) -> bool:
+        """``answer_mode=auto`` generates (else it answers with quotes at once)."""
+        if self.llm_capable is not None:
+            return self.llm_capable
+        return self.llm_model is not None or self.llm_base_url is not None
 
     @property
     def uploads(self) -> Path:

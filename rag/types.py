@@ -96,17 +96,42 @@ class ScoredChunk:
 
 @dataclass(frozen=True)
 class Citation:
+    """A cited source. ``quote_start``/``quote_end``: the quoted span in ``text`` (characters), so that a
+    page can highlight it; set when the answer quotes the source."""
+
     source: str
     page: int | None
     chunk_id: str
     score: float
     text: str
+    quote_start: int | None = None
+    quote_end: int | None = None
 
     @classmethod
-    def from_scored(cls, hit: ScoredChunk) -> Citation:
+    def from_scored(cls, hit: ScoredChunk, quotes: tuple[str, ...] = ()) -> Citation:
+        """``quotes``: the sentences (or table rows) the answer quotes from this source; ``text`` is the
+        stored chunk, or its sentence window when a quote lies outside the chunk itself."""
         meta = hit.chunk.metadata
+        text = hit.chunk.text
+        spans = [_span(text, q) for q in quotes]
+        if quotes and None in spans and hit.chunk.context_text != text:
+            text = hit.chunk.context_text
+            spans = [_span(text, q) for q in quotes]
+        found = [s for s in spans if s is not None]
+        start, end = (min(s for s, _ in found), max(e for _, e in found)) if found else (None, None)
         return cls(source=meta.source, page=meta.page, chunk_id=hit.chunk.id, score=round(hit.score, 6),
-                   text=hit.chunk.text)
+                   text=text, quote_start=start, quote_end=end)
+
+
+def _span(text: str, quote: str) -> tuple[int, int] | None:
+    """Where ``quote`` is in ``text``; for a table row quoted with its header, where the row is."""
+    quote = quote.strip()
+    at = text.find(quote)
+    if at >= 0:
+        return at, at + len(quote)
+    row = quote.splitlines()[-1].strip() if "\n" in quote else ""
+    at = text.find(row) if row else -1
+    return (at, at + len(row)) if at >= 0 else None
 
 
 @dataclass

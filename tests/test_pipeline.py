@@ -40,8 +40,27 @@ def test_supported_generated_answer_keeps_renumbered_citations(demo_settings, em
     assert "Sources" in generator.calls[0][-1]["content"] and "[1]" in generator.calls[0][-1]["content"]
 
 
+def test_auto_mode_quotes_at_once_unless_the_model_is_declared_capable(demo_settings, embedder):
+    question = "¿Cuál es la dosis máxima diaria de paracetamol por vía oral en adultos?"
+    quoting = _pipeline(demo_settings, embedder, "La dosis máxima en adultos es de 4 g al día [1].")
+    assert not demo_settings.generates_in_auto and not quoting.needs_model()  # the embedded 135M model
+    answer = quoting.answer(question)
+    assert quoting.generator.calls == []  # nothing generated, nothing waited for
+    assert "máximo 4 g al día" in answer.text and answer.trace.details["answer_mode"] == "extractive"
+    assert any("RAG_LLM_CAPABLE" in note for note in answer.trace.notes)
+    capable = demo_settings.with_overrides(llm_capable=True)
+    generating = _pipeline(capable, embedder, "La dosis máxima en adultos es de 4 g al día [1].")
+    assert generating.needs_model()
+    generating.answer(question)
+    assert len(generating.generator.calls) == 1
+    # Naming another model declares it capable unless said otherwise.
+    assert demo_settings.with_overrides(llm_model="/models/big.gguf").generates_in_auto
+    assert not demo_settings.with_overrides(llm_model="/models/big.gguf", llm_capable=False).generates_in_auto
+
+
 def test_hallucinated_numbers_fall_back_to_quotes_in_auto_mode(demo_settings, embedder):
-    pipeline = _pipeline(demo_settings, embedder, "La dosis máxima en adultos es de 20 mg al día [1].")
+    pipeline = _pipeline(demo_settings.with_overrides(llm_capable=True), embedder,
+                         "La dosis máxima en adultos es de 20 mg al día [1].")
     answer = pipeline.answer("¿Cuál es la dosis máxima diaria de paracetamol por vía oral en adultos?")
     assert not answer.abstained
     assert "máximo 4 g al día" in answer.text and "20 mg" not in answer.text

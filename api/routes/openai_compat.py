@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
@@ -57,8 +58,7 @@ def _split_messages(body: ChatRequest) -> tuple[str, list[Message]]:
 
 
 def _sources(answer: Answer) -> list[dict]:
-    return [{"source": c.source, "page": c.page, "chunk_id": c.chunk_id, "score": c.score, "text": c.text}
-            for c in answer.citations]
+    return [asdict(c) for c in answer.citations]
 
 
 def _usage(services: Services, prompt_tokens: object, content: str) -> dict:
@@ -96,9 +96,13 @@ async def chat_completions(body: ChatRequest, services: ServicesDep):
     params = sampling(services, temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_tokens,
                       seed=body.seed, top_k=body.top_k, repeat_penalty=body.repeat_penalty)
     model = services.pipeline.generator.model_id
-    services.gate.enter()
+    options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
+                           sampling=params, history=tuple(history))
+    gated = not body.use_context or services.pipeline.needs_model(options)  # quotes need no model
+    if gated:
+        services.gate.enter()
     if body.stream:
-        return StreamingResponse(guarded_stream(services, _stream(services, body, question, history, params)),
+        return StreamingResponse(guarded_stream(services, _stream(services, body, question, history, params), gated),
                                  media_type="text/event-stream")
     try:
         if not body.use_context:
@@ -106,11 +110,10 @@ async def chat_completions(body: ChatRequest, services: ServicesDep):
             text = await asyncio.to_thread(lambda: "".join(services.pipeline.chat(messages, params)))
             prompt = services.pipeline.count_prompt_tokens(messages)
             return _completion(model, text.strip(), None, None, _usage(services, prompt, text.strip()))
-        options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
-                               sampling=params, history=tuple(history))
         answer = await asyncio.to_thread(services.pipeline.answer, question, options)
     finally:
-        services.gate.leave()
+        if gated:
+            services.gate.leave()
     usage = _usage(services, answer.trace.details.get("prompt_tokens"), answer.text)
     return _completion(model, answer.text, _sources(answer) if body.include_sources else None,
                        answer.trace.to_dict(), usage)
@@ -129,7 +132,7 @@ def _stream(services: Services, body: ChatRequest, question: str, history: list[
     else:
         options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
                                sampling=params, history=tuple(history))
-        live = (body.answer_mode or services.settings.answer_mode) == "generative"
+        live = services.pipeline.effective_mode(options) == "generative"
         for event in services.pipeline.stream(question, options):
             if isinstance(event, Answer):
                 if not live:

@@ -63,10 +63,8 @@ async def query(body: QueryStreamRequest, services: ServicesDep):
     ``token`` events as the model writes, then one ``answer`` event with the final answer, citations and
     trace (the final answer replaces the tokens when the grounding check rejects them)."""
     options = query_options(services, body)
-    # Extractive answers never touch the model: they skip the gate and run fully concurrently.
-    expansion = services.settings.query_expansion if body.query_expansion is None else body.query_expansion
-    gated = ((body.answer_mode or services.settings.answer_mode) != "extractive"
-             or bool({"multi-query", "hyde"} & set(expansion)))
+    # Answers that need no model (quotes) skip the gate and run fully concurrently.
+    gated = services.pipeline.needs_model(options)
     if gated:
         services.gate.enter()
     if body.stream:
