@@ -71,12 +71,14 @@ class BM25Index:
         return [(self._ids[i], float(scores[i])) for i in ranked if scores[i] > 0]
 
     def idf(self, terms: list[str]) -> dict[str, float]:
-        """Each term's idf; a term no chunk holds gets the largest idf (it is as rare as can be)."""
+        """Each term's idf; a term no chunk holds gets the mean idf of the known ones (it tells no chunk from
+        another, and a paraphrase's word should not outweigh the words the documents share)."""
         if not self._terms:
             return {t: 1.0 for t in terms}
         self._ensure_matrix()
-        top = max(self._idf.values(), default=1.0)
-        return {t: self._idf.get(t, top) for t in terms}
+        known = [self._idf[t] for t in terms if t in self._idf]
+        typical = sum(known) / len(known) if known else 1.0
+        return {t: self._idf.get(t, typical) for t in terms}
 
     def save(self) -> None:
         if self.path is None:

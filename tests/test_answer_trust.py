@@ -173,3 +173,14 @@ def test_the_prompt_fits_the_context_as_the_model_counts_it(demo_settings, embed
     prompt_tokens = answer.trace.details["prompt_tokens"]
     assert isinstance(prompt_tokens, int) and prompt_tokens + 96 <= 512
     assert answer.trace.details["generated"]  # llama.cpp accepted the prompt
+
+
+def test_table_questions_come_from_the_expected_tables(shared):
+    from eval.tableqa import build_items, columns
+
+    assert columns([["Cycle", "Percent Fuel Savings", ""], ["", "Improved Speed", "Decreased Idle"]], 3) == [
+        "Cycle", "Percent Fuel Savings › Improved Speed", "Percent Fuel Savings › Decreased Idle"]
+    items = build_items(shared / "corpus" / "pdf_tables")
+    assert len(items) >= 30 and len({i.id for i in items}) == len(items)
+    assert any(i.question.startswith("¿") for i in items) and any(i.question.startswith("What") for i in items)
+    assert all(i.kind == "table" and i.answers and i.source.endswith(".pdf") and i.pages for i in items)

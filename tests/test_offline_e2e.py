@@ -19,6 +19,7 @@ QUESTION = "¿Cuál es la dosis máxima diaria de paracetamol por vía oral en a
 def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedder, llm):
     index_dir = tmp_path / "index"
     monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("RAG_LLM_CAPABLE", "true")  # auto generates with the GGUF (and falls back to quotes)
     with outbound_blocked() as attempts:
         # CLI ingest (unstructured's DOCX/MD partitioners included) and ask with the real GGUF.
         assert main(["ingest", str(DATA), "--quiet"]) == 0
@@ -29,7 +30,8 @@ def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedd
         assert payload["abstained"] is False
         assert "4 g al día" in payload["answer"]  # the leaflet's adult maximum, whatever the answer mode did
         assert ("prospecto_paracetamol.pdf", 2) in [(c["source"], c["page"]) for c in payload["citations"]]
-        assert set(payload["citations"][0]) == {"source", "page", "chunk_id", "score", "text"}
+        citation = payload["citations"][0]
+        assert set(citation) == {"source", "page", "chunk_id", "score", "text", "quote_start", "quote_end"}
         assert payload["trace"]["generator"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
         # HTTP, in-process and through a real server on loopback, with the real models.

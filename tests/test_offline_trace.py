@@ -120,7 +120,7 @@ ip link set lo up
 trace() { name=$1; shift; strace -f -qq --seccomp-bpf -e trace=connect -o "$OUT/$name.trace" "$@"; }
 trace ingest "$BIN/rag" ingest "$DOCS" --index "$IDX" --quiet > "$OUT/ingest.out" 2> "$OUT/ingest.err"
 echo "ingest=$?" >> "$OUT/status"
-trace ask "$BIN/rag" ask "$QUESTION" --index "$IDX" --json > "$OUT/ask.json" 2> "$OUT/ask.err"
+RAG_LLM_CAPABLE=true trace ask "$BIN/rag" ask "$QUESTION" --index "$IDX" --json > "$OUT/ask.json" 2> "$OUT/ask.err"
 echo "ask=$?" >> "$OUT/status"
 strace -f -qq --seccomp-bpf -e trace=connect -o "$OUT/serve.trace" \
   "$BIN/rag" serve --index "$IDX" --port "$PORT" > "$OUT/serve.out" 2> "$OUT/serve.err" &
@@ -173,6 +173,7 @@ def test_ask_answers_with_the_gguf_and_falls_back_from_the_hub_reranker_offline(
     assert "4 g" in answer["answer"]  # the leaflet: "máximo 4 g al día" for adults
     assert ("prospecto_paracetamol.pdf", 2) in [(c["source"], c["page"]) for c in answer["citations"]]
     assert answer["trace"]["reranker"] == "embedder"
+    assert answer["trace"]["generator"] == "SmolLM2-135M-Instruct.Q4_1.gguf"  # the GGUF ran (declared capable)
     assert HUB_RERANKER in answer["trace"]["reranker_fallback"]
     assert _outbound(traced, "ask") == []
 
