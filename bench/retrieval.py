@@ -1,8 +1,9 @@
 """Query latency on a large index: retrieval alone, and a full answer.
 
 Usage: python -m bench.retrieval --index DIR --queries QUERIES.jsonl [--n 200] [--answers 20] [--mode extractive]
-Retrieval = language detection + BM25 + dense + fusion (+ re-ranking when --rerank); "full answer" runs the whole
-pipeline (gates, re-ranking, generation or quotes, grounding). Models are loaded before timing.
+Retrieval = the pipeline's search step (language detection, expansion, BM25 + dense + fusion, re-ranking as the
+settings say); "full answer" runs the whole pipeline (gates, generation or quotes, grounding). Models are loaded
+before timing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import statistics
 import time
 from pathlib import Path
 
-from rag.analysis import detect_language
 from rag.pipeline import QueryOptions, QueryPipeline
 from rag.settings import Settings
 
@@ -39,7 +39,7 @@ def main() -> None:
     retrieval = []
     for query in queries[:args.n]:
         started = time.perf_counter()
-        pipeline.retriever.retrieve(query, detect_language(query), top_k=pipeline.settings.candidates)
+        pipeline.search(query)
         retrieval.append((time.perf_counter() - started) * 1000)
     print(f"retrieval ({len(retrieval)} queries): p50 {_pct(retrieval, .5):.1f} ms, p95 {_pct(retrieval, .95):.1f} ms, "
           f"mean {statistics.mean(retrieval):.1f} ms")

@@ -28,14 +28,11 @@ from eval.metrics import DEFAULT_KS, evaluate_run
 from eval.qa import QAItem
 from ingest.manifest import config_key
 from ingest.pipeline import FolderIngestor, PlannedFile
-from rag.analysis import detect_language
 from rag.embedder import CachedEmbedder, SentenceTransformerEmbedder
-from rag.expansion import QueryExpander
 from rag.generator import Generator, generator_from_settings
 from rag.index import DocumentIndex
 from rag.pipeline import QueryOptions, QueryPipeline
 from rag.reranker import load_reranker
-from rag.retriever import HybridRetriever
 from rag.settings import Settings
 from rag.types import Element, ElementType
 
@@ -190,25 +187,13 @@ class Evaluator:
                    config: EvalConfig) -> ConfigResult:
         result = ConfigResult(config)
         depth = max(max(self.ks), self.settings.candidates)
-        retriever = HybridRetriever.from_settings(index, self.embedder, self.settings, candidates=depth,
-                                                  mode=config.mode)
-        needs_llm = bool({"multi-query", "hyde"} & set(config.expansion))
-        expander = QueryExpander(self.generator if needs_llm else None)
-        reranker, fallback = self.reranker() if config.rerank else (None, None)
-        if fallback:
+        pipeline = self._pipeline(index, config, candidates=depth)
+        if config.rerank and (fallback := self.reranker()[1]):
             result.notes.append(fallback)
         latencies = []
         for qid in tqdm(qids, desc=f"retrieving {config.name}", unit="query"):
-            text = dataset.queries[qid]
             started = time.perf_counter()
-            language = detect_language(text)
-            expansions = expander.expand(text, language, config.expansion) if config.expansion else []
-            hits = retriever.retrieve(text, language, top_k=depth, expansions=expansions).hits
-            if reranker is not None:
-                head = reranker.rerank(text, hits[: self.settings.rerank_candidates])
-                # Re-ranked candidates first; the rest keep their order below them.
-                floor = min((h.score for h in head), default=0.0)
-                hits = head + [h.rescored(floor - 1 - i) for i, h in enumerate(hits[self.settings.rerank_candidates:])]
+            hits = pipeline.search(dataset.queries[qid], depth=depth).hits  # the answers' own retrieval step
             latencies.append((time.perf_counter() - started) * 1000)
             ranking: list[tuple[str, float]] = []
             seen: set[str] = set()
@@ -229,10 +214,17 @@ class Evaluator:
                 for q in qids if q in gold]
 
     # --- answers --------------------------------------------------------------------------------
-    def _answers(self, items: list[QAItem], index: DocumentIndex, config: EvalConfig, result: ConfigResult) -> None:
-        pipeline = QueryPipeline(_config_settings(self.settings, config), index, self.embedder, self.generator)
+    def _pipeline(self, index: DocumentIndex, config: EvalConfig, candidates: int | None = None) -> QueryPipeline:
+        """A pipeline for one configuration over one index, sharing the loaded models; ``candidates``: hits taken
+        from each retriever (retrieval metrics look deeper than answers do)."""
+        settings = _config_settings(self.settings, config).with_overrides(candidates=candidates)
+        pipeline = QueryPipeline(settings, index, self.embedder, self.generator)
         if config.rerank:
             pipeline.use_reranker(*self.reranker())
+        return pipeline
+
+    def _answers(self, items: list[QAItem], index: DocumentIndex, config: EvalConfig, result: ConfigResult) -> None:
+        pipeline = self._pipeline(index, config)
         rows = []
         for item in tqdm(items, desc=f"answering {config.name} ({config.answer_mode})", unit="question"):
             started = time.perf_counter()

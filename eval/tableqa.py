@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from eval.configs import EvalConfig
+from ingest.tables import column_names, is_data_row
 from eval.qa import QAItem
 from eval.report import write_report
 from eval.runner import Evaluator
@@ -42,25 +43,7 @@ def _clean(cell: object) -> str:
 
 
 def _is_data_row(row: list[str]) -> bool:
-    return bool(row and row[0] and _LATIN.search(row[0]) and any(_NUMERIC.match(c) for c in row[1:] if c))
-
-
-def columns(header: list[list[str]], width: int) -> list[str]:
-    """Column names from header rows: a spanning cell is carried right over the empty cells below which
-    a lower header row names something; names are joined top to bottom."""
-    names = [[] for _ in range(width)]
-    for depth, row in enumerate(header):
-        carried = ""
-        for j in range(width):
-            cell = row[j] if j < len(row) else ""
-            lower = any(j < len(r) and r[j] for r in header[depth + 1:])
-            if cell:
-                carried = cell
-            elif carried and lower:
-                cell = carried
-            if cell:
-                names[j].append(cell)
-    return [" › ".join(n) for n in names]
+    return is_data_row(row) and bool(_LATIN.search(row[0]))
 
 
 def table_items(name: str, table: dict, start: int) -> list[QAItem]:
@@ -72,7 +55,7 @@ def table_items(name: str, table: dict, start: int) -> list[QAItem]:
     if not header:
         return []
     width = max(len(r) for r in rows)
-    names = columns(header, width)
+    names = column_names(header, width)
     data = [r for r in rows[first:] if _is_data_row(r)]
     entities = [" ".join(c for c in r if c and not _NUMERIC.match(c)) for r in data]
     items: list[QAItem] = []

@@ -25,7 +25,7 @@ class UnstructuredParser:
     Tables keep their cells: unstructured's ``text_as_html`` becomes a Markdown table.
     """
 
-    version = "unstructured-1"
+    version = "unstructured-2"  # 2: a table caption is its title, not its header row
 
     def parse(self, path: Path, source: str) -> list[Element]:
         if path.stat().st_size == 0:

@@ -45,6 +45,12 @@ class _Source:
     keep: list[bool]
     is_table: bool
 
+    @property
+    def header_end(self) -> int:
+        """Units a table never drops: its title lines, header row and separator."""
+        first = next((j for j, u in enumerate(self.units) if u.lstrip().startswith("|")), 0)
+        return first + 2 if self.is_table else 0
+
     def text(self) -> str:
         kept = [u for u, k in zip(self.units, self.keep, strict=True) if k]
         return "\n".join(kept) if self.is_table else " ".join(kept)
@@ -132,7 +138,7 @@ class ContextCompressor:
         for i, p in enumerate(parts):
             for j, unit in enumerate(p.units):
                 retrieved = bool(p.hit.chunk.metadata.window) and unit.strip() in p.hit.chunk.text
-                if not ((p.is_table and j < 2) or retrieved):
+                if not ((p.is_table and j < p.header_end) or retrieved):
                     candidates.append((i, j))
         if not candidates:
             return

@@ -94,6 +94,7 @@ _NEGATION = re.compile(r"\b(?:no|not|never|nunca|jam[aá]s|ni|tampoco|ning[uú]n
                        r"neither|nor|cannot|without|sin)\b|n't\b", re.IGNORECASE)
 
 
+ROW_WITHOUT_ENTITY = 0.5
 # Alignment penalties: a number or name of the claim missing from its best unit but present elsewhere in the
 # context (moved between sentences), or missing from the context (made up), or a negation that disagrees.
 ELSEWHERE = 0.75
@@ -223,16 +224,17 @@ class Grounder:
         return result
 
     def extract(self, question: str, sources: list[ScoredChunk], language: str,
-                max_units: int = 2) -> list[tuple[Unit, float]]:
+                max_units: int = 2, units: list[Unit] | None = None) -> list[tuple[Unit, float]]:
         """The source units that best answer the question, best first.
 
         Score = mean of the cosine similarity to the question and the share of the question's
         content terms the unit contains (the embedder alone confuses neighbouring table rows), times the
         unit's focus factor (``rag.focus``): 0 for a unit that cannot hold what is asked (no number for
         "¿cuántos…?", no amount in euros, no date, no e-mail address), a fraction for each qualifier of the
-        question ("primer", "2015") that neither the unit nor its source names.
+        question ("primer", "2015") that neither the unit nor its source names. ``units``: the sources'
+        units when the caller already split them (``source_units``).
         """
-        units = source_units(sources)
+        units = source_units(sources) if units is None else units
         if not units:
             return []
         vectors = self.embedder.embed([question] + [u.text for u in units])
@@ -244,6 +246,11 @@ class Grounder:
         lexical = np.array([sum(max(weights[t], 0.0) for t in wanted & set(analyzer.terms(u.text))) / total
                             if total > 0 else 0.0 for u in units])
         scores = (semantic + lexical) / 2
+        # A table row answers for the entity it names: a row none of whose own cells holds a question term
+        # (only its header matches) is worth half.
+        rows = [u.text.rsplit("\n", 1)[1] if "\n|" in u.text else None for u in units]
+        scores = scores * np.array([1.0 if row is None or wanted & set(analyzer.terms(row)) else ROW_WITHOUT_ENTITY
+                                    for row in rows])
         focus = FocusCheck.of(question, language)
         scores = scores * np.array([focus.factor(u.text, _about(sources[u.source_index - 1])) for u in units])
         order = np.argsort(-scores, kind="stable")[:max_units]

@@ -16,7 +16,7 @@ from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.expansion import QueryExpander, unproductive_expansions
 from rag.generator import (TEMPLATE_TOKENS_PER_MESSAGE, Generator, Message, SamplingParams, generator_from_settings,
                            token_counter)
-from rag.grounding import Grounder, Unit, cited_indices, renumber_citations
+from rag.grounding import Grounder, Unit, cited_indices, renumber_citations, source_units
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages
 from rag.reranker import Reranker, load_reranker
@@ -49,6 +49,26 @@ class QueryOptions:
     expansion: tuple[str, ...] | None = None
     sampling: SamplingParams | None = None
     history: tuple[Message, ...] = ()
+
+
+@dataclass
+class Search:
+    """What the retrieval step found: the question's language and parts (sub-questions), candidates best
+    first (re-ranked when asked), and the trace so far."""
+
+    question: str
+    language: str
+    parts: list[str]
+    hits: list[ScoredChunk]
+    trace: Trace
+
+
+@dataclass
+class Gated:
+    """Past the gates: the sources for the answer and the quotes (unit, score) that answer the question."""
+
+    sources: list[ScoredChunk]
+    quotes: list[tuple[Unit, float]]
 
 
 def _interleave(rankings: list[list[ScoredChunk]]) -> list[ScoredChunk]:
@@ -172,17 +192,12 @@ class QueryPipeline:
             raise RuntimeError("pipeline produced no answer")
         return answer
 
-    def stream(self, question: str, options: QueryOptions | None = None) -> Iterator[str | Answer]:
-        """Yields generated text pieces as they come, then the final ``Answer``."""
-        question = question.strip()
-        if not question:
-            raise ValueError("question must not be empty")
+    def search(self, question: str, options: QueryOptions | None = None, depth: int | None = None) -> Search:
+        """The one retrieval step (answers, ``/v1/chunks``, evaluation and benchmarks all use it): language,
+        query expansion, hybrid retrieval of ``depth`` candidates (default: ``candidates``) and re-ranking of
+        the first ``rerank_candidates`` per part of the question; the others keep their order below them."""
         opts = options or QueryOptions()
-        top_k = self.settings.top_k if opts.top_k is None else opts.top_k
-        mode = self.effective_mode(opts)
-        params = opts.sampling or SamplingParams.from_settings(self.settings)
         trace = Trace()
-
         with _timed(trace, "language"):
             language = detect_language(question)
         trace.details["language"] = language
@@ -192,84 +207,49 @@ class QueryPipeline:
         trace.details["expansions"] = [{"kind": e.kind, "text": e.text} for e in expansions if e.kind != "original"]
         trace.notes.extend(unproductive_expansions(kinds, expansions))
         with _timed(trace, "retrieval"):
-            retrieved = self.retriever.retrieve(question, language, top_k=self.settings.candidates,
+            retrieved = self.retriever.retrieve(question, language, top_k=depth or self.settings.candidates,
                                                 filters=opts.filters, mode=opts.retrieval_mode,
                                                 expansions=expansions)
         trace.timings_ms.update({f"retrieval.{k}": v for k, v in retrieved.timings_ms.items()})
         trace.details["retrieval"] = {"mode": opts.retrieval_mode or self.retriever.mode, **retrieved.details}
-        candidates = retrieved.hits
+        hits = retrieved.hits
         # A multi-part question is re-ranked, gated and grounded per part, so that each part gets its sources.
         parts = [e.text for e in expansions if e.kind == "sub-question"] or [question]
         if self.settings.rerank if opts.rerank is None else opts.rerank:
             with _timed(trace, "rerank"):
                 reranker = self.reranker
-                pool = candidates[:self.settings.rerank_candidates]
-                candidates = _interleave([reranker.rerank(part, pool) for part in parts])
+                pool, rest = hits[:self.settings.rerank_candidates], hits[self.settings.rerank_candidates:]
+                head = _interleave([reranker.rerank(part, pool) for part in parts])
+                floor = min((h.score for h in head), default=0.0)
+                hits = head + [h.rescored(floor - 1 - i) for i, h in enumerate(rest)]
             trace.details["reranker"] = reranker.name
             if self._reranker_fallback:
                 trace.details["reranker_fallback"] = self._reranker_fallback
-        # Overlapping sentence windows merge, so take candidates until top_k distinct passages remain.
-        sources, merged = merge_windows(candidates[:top_k * 3])
-        sources = sources[:top_k]
-        if merged:
-            trace.details["merged_windows"] = merged
+        return Search(question, language, parts, hits, trace)
 
-        with _timed(trace, "relevance"):
-            relevance = [max(scores) for scores in zip(*(self.grounder.relevance(p, sources) for p in parts),
-                                                       strict=True)] if sources else []
-        sources = [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)]
-        trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks,
-                                     "context": h.chunk.context_text} for h in sources]
-        best = max(relevance, default=0.0)
-        if not sources and self.index.store.count() == 0:
-            trace.details["abstain_reason"] = ("the index is empty: ingest documents first "
-                                               "(rag ingest FOLDER, or POST /v1/ingest/file)")
-            yield self._abstain(language, trace)
+    def stream(self, question: str, options: QueryOptions | None = None) -> Iterator[str | Answer]:
+        """Yields generated text pieces as they come, then the final ``Answer``: search, gate (relevance and
+        evidence; abstain or quote), generate, ground."""
+        question = question.strip()
+        if not question:
+            raise ValueError("question must not be empty")
+        opts = options or QueryOptions()
+        found = self.search(question, opts)
+        trace, language = found.trace, found.language
+        gated = self._gate(found, self.settings.top_k if opts.top_k is None else opts.top_k)
+        if isinstance(gated, Answer):
+            yield gated
             return
-        if best < self.settings.min_relevance:
-            trace.details["abstain_reason"] = (f"best source relevance {best:.3f} below min_relevance "
-                                               f"{self.settings.min_relevance}")
-            yield self._abstain(language, trace)
-            return
-
-        with _timed(trace, "evidence"):
-            per_part = [self.grounder.extract(part, sources, language, max_units=3) for part in parts]
-        trace.details["evidence"] = [{"text": u.text, "score": round(score, 4), "source": u.source_index}
-                                     for found in per_part for u, score in found]
-        best_evidence = max((found[0][1] for found in per_part if found), default=0.0)
-        min_evidence = self.settings.min_evidence
-        if best_evidence < min_evidence:
-            trace.details["abstain_reason"] = (f"best evidence score {best_evidence:.3f} below "
-                                               f"min_evidence {min_evidence}: the sources do not address the question")
-            yield self._abstain(language, trace)
-            return
-        quotes: list[tuple[Unit, float]] = []
-        for found in per_part:
-            if found and found[0][1] >= min_evidence:
-                quotes.extend((u, score) for u, score in found[:2] if score >= QUOTE_RELATIVE_SCORE * found[0][1]
-                              and u.text not in {q.text for q, _ in quotes})
-
+        mode = self.effective_mode(opts)
         if mode == "extractive":
             if (opts.answer_mode or self.settings.answer_mode) == "auto":
                 trace.notes.append("answered with the evidence's own sentences: the configured model is not "
                                    "declared capable of grounded answers (RAG_LLM_CAPABLE=true to generate)")
-            yield self._extractive(quotes, sources, trace)
+            yield self._extractive(gated.quotes, gated.sources, trace)
             return
-
-        with _timed(trace, "compression"):
-            budget = self._context_budget(question, language, params, list(opts.history))
-            while True:
-                prompt_sources, report = self.compressor.compress(question, sources, budget)
-                messages = build_messages(question, prompt_sources, language, list(opts.history))
-                prompt_tokens = self.count_prompt_tokens(messages)
-                # The prompt as the model reads it (chat template included) and the answer must fit its
-                # context; a remote server's context is its own business.
-                over = prompt_tokens + params.max_tokens - self.settings.llm_context
-                if over <= 0 or budget <= 64 or self.settings.llm_base_url or self.settings.context_tokens:
-                    break
-                budget = max(64, budget - over)
-        trace.details["compression"] = report.to_dict()
-        trace.details["prompt_tokens"] = prompt_tokens if self._exact_tokens else f"~{prompt_tokens} (estimated)"
+        params = opts.sampling or SamplingParams.from_settings(self.settings)
+        prompt_sources = self._prompt_sources(question, gated.sources, language, params, list(opts.history), trace)
+        messages = build_messages(question, prompt_sources, language, list(opts.history))
         pieces: list[str] = []
         with _timed(trace, "generation"):
             for piece in self.generator.stream(messages, params):
@@ -278,7 +258,63 @@ class QueryPipeline:
         generated = "".join(pieces).strip()
         trace.details["generator"] = self.generator.model_id
         trace.details["generated"] = generated
-        yield self._grounded(generated, quotes, sources, prompt_sources, language, mode, trace)
+        yield self._grounded(generated, gated.quotes, gated.sources, prompt_sources, language, mode, trace)
+
+    def _gate(self, found: Search, top_k: int) -> Gated | Answer:
+        """Sources for the answer and the quotes that answer each part, or an abstention: the index is empty,
+        no source is relevant enough, or no sentence or table row is evidence enough (focus included)."""
+        trace, language, parts = found.trace, found.language, found.parts
+        # Overlapping sentence windows merge, so take candidates until top_k distinct passages remain.
+        sources, merged = merge_windows(found.hits[:top_k * 3])
+        sources = sources[:top_k]
+        if merged:
+            trace.details["merged_windows"] = merged
+        with _timed(trace, "relevance"):
+            relevance = [max(scores) for scores in zip(*(self.grounder.relevance(p, sources) for p in parts),
+                                                       strict=True)] if sources else []
+        sources = [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)]
+        trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks,
+                                     "context": h.chunk.context_text} for h in sources]
+        best = max(relevance, default=0.0)
+        if not sources and self.index.store.count() == 0:
+            return self._abstain(language, trace, "the index is empty: ingest documents first "
+                                                  "(rag ingest FOLDER, or POST /v1/ingest/file)")
+        if best < self.settings.min_relevance:
+            return self._abstain(language, trace, f"best source relevance {best:.3f} below min_relevance "
+                                                  f"{self.settings.min_relevance}")
+        with _timed(trace, "evidence"):
+            units = source_units(sources)  # split once, for every part of the question
+            per_part = [self.grounder.extract(part, sources, language, max_units=3, units=units) for part in parts]
+        trace.details["evidence"] = [{"text": u.text, "score": round(score, 4), "source": u.source_index}
+                                     for found_units in per_part for u, score in found_units]
+        best_evidence = max((f[0][1] for f in per_part if f), default=0.0)
+        min_evidence = self.settings.min_evidence
+        if best_evidence < min_evidence:
+            return self._abstain(language, trace, f"best evidence score {best_evidence:.3f} below min_evidence "
+                                                  f"{min_evidence}: the sources do not address the question")
+        quotes: list[tuple[Unit, float]] = []
+        for f in per_part:
+            if f and f[0][1] >= min_evidence:
+                quotes.extend((u, score) for u, score in f[:2] if score >= QUOTE_RELATIVE_SCORE * f[0][1]
+                              and u.text not in {q.text for q, _ in quotes})
+        return Gated(sources, quotes)
+
+    def _prompt_sources(self, question: str, sources: list[ScoredChunk], language: str, params: SamplingParams,
+                        history: list[Message], trace: Trace) -> list[ScoredChunk]:
+        """The sources compressed until the prompt, as the model reads it (chat template included), and the
+        answer fit the model's context; a remote server's context is its own business."""
+        with _timed(trace, "compression"):
+            budget = self._context_budget(question, language, params, history)
+            while True:
+                prompt_sources, report = self.compressor.compress(question, sources, budget)
+                prompt_tokens = self.count_prompt_tokens(build_messages(question, prompt_sources, language, history))
+                over = prompt_tokens + params.max_tokens - self.settings.llm_context
+                if over <= 0 or budget <= 64 or self.settings.llm_base_url or self.settings.context_tokens:
+                    break
+                budget = max(64, budget - over)
+        trace.details["compression"] = report.to_dict()
+        trace.details["prompt_tokens"] = prompt_tokens if self._exact_tokens else f"~{prompt_tokens} (estimated)"
+        return prompt_sources
 
     def _context_budget(self, question: str, language: str, params: SamplingParams,
                         history: list[Message]) -> int:
@@ -324,5 +360,7 @@ class QueryPipeline:
         return Answer(renumber_citations(text, cited), False, citations, trace)
 
     @staticmethod
-    def _abstain(language: str, trace: Trace) -> Answer:
+    def _abstain(language: str, trace: Trace, reason: str | None = None) -> Answer:
+        if reason:
+            trace.details["abstain_reason"] = reason
         return Answer(abstention(language), True, [], trace)

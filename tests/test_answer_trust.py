@@ -176,9 +176,10 @@ def test_the_prompt_fits_the_context_as_the_model_counts_it(demo_settings, embed
 
 
 def test_table_questions_come_from_the_expected_tables(shared):
-    from eval.tableqa import build_items, columns
+    from eval.tableqa import build_items
+    from ingest.tables import column_names
 
-    assert columns([["Cycle", "Percent Fuel Savings", ""], ["", "Improved Speed", "Decreased Idle"]], 3) == [
+    assert column_names([["Cycle", "Percent Fuel Savings", ""], ["", "Improved Speed", "Decreased Idle"]], 3) == [
         "Cycle", "Percent Fuel Savings › Improved Speed", "Percent Fuel Savings › Decreased Idle"]
     items = build_items(shared / "corpus" / "pdf_tables")
     assert len(items) >= 30 and len({i.id for i in items}) == len(items)

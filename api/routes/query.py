@@ -94,10 +94,9 @@ async def chunks(body: ChunksRequest, services: ServicesDep) -> dict:
     pipeline = services.pipeline
 
     def run() -> list[dict]:
-        from rag.analysis import detect_language
-
-        hits = pipeline.retriever.retrieve(body.text, detect_language(body.text), top_k=body.limit,
-                                           filters=to_filters(body.filters)).hits
+        # The answers' retrieval step, without re-ranking and expansion (a plain, fast ranking).
+        options = QueryOptions(filters=to_filters(body.filters), rerank=False, expansion=())
+        hits = pipeline.search(body.text, options, depth=body.limit).hits[:body.limit]
         return [_chunk_out(services, h.chunk, h.score, body.prev_next_chunks) for h in hits]
 
     return {"object": "list", "data": await asyncio.to_thread(run)}

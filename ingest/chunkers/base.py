@@ -77,7 +77,9 @@ def table_chunks(elements: list[Element], max_tokens: int, count_tokens: TokenCo
         if element.element_type != ElementType.TABLE:
             continue
         lines = element.text.splitlines()
-        header, rows = lines[:2], lines[2:]
+        title = [ln for ln in lines[:next((i for i, ln in enumerate(lines) if ln.startswith("|")), 0)]]
+        lines = lines[len(title):]
+        header, rows = title + lines[:2], lines[2:]
         sizes = count_tokens(["\n".join(header)] + rows)
         budget = max_tokens - sizes[0]
         group: list[str] = []
@@ -94,7 +96,12 @@ def table_chunks(elements: list[Element], max_tokens: int, count_tokens: TokenCo
 
 
 def _table_draft(element: Element, lines: list[str]) -> ChunkDraft:
-    cells = {"header": markdown_cells(lines[0]), "rows": [markdown_cells(row) for row in lines[2:]]}
+    """A chunk of a table: its title lines (if any), header, separator and a group of rows."""
+    title = [ln for ln in lines if not ln.startswith("|")]
+    table = lines[len(title):]
+    cells = {"header": markdown_cells(table[0]), "rows": [markdown_cells(row) for row in table[2:]]}
+    if title:
+        cells["title"] = " ".join(title)
     return ChunkDraft("\n".join(lines), element.page, element.page, ElementType.TABLE, element.section,
                       element.table_id, table_json=json.dumps(cells, ensure_ascii=False))
 
