@@ -23,10 +23,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from eval.configs import EvalConfig
-from ingest.tables import column_names, is_data_row
 from eval.qa import QAItem
 from eval.report import write_report
 from eval.runner import Evaluator
+from ingest.tables import column_names, is_data_row
 from rag.offline import ensure_offline
 from rag.settings import Settings
 

@@ -45,7 +45,7 @@ class PdfParser:
     1
     """
 
-    version = "pdf-3"  # 3: tables with a title, multi-row headers joined, merged rows split
+    version = "pdf-3"  # 3: tables with a title, multi-row headers joined, merged rows split, row spans filled
 
     def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None) -> None:
         self.passwords = list(passwords or [])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-
 _NUMERIC = re.compile(r"^[\s$€£(]*[-+]?\d[\d,. ]*%?\)?$")
 MAX_HEADER_ROWS = 4
 HEADER_JOIN = " › "
@@ -42,7 +41,7 @@ class Table:
         grid = [split_merged_row(r) for r in grid]
         depth = header_depth(grid)
         header = column_names(grid[:depth], width) if depth > 1 else grid[0]
-        return cls(tuple(header), tuple(tuple(r) for r in grid[depth:]), " ".join(title))
+        return cls(tuple(header), tuple(tuple(r) for r in fill_row_spans(grid[depth:])), " ".join(title))
 
     def words(self) -> set[str]:
         return {w for cell in (*self.header, *(c for r in self.rows for c in r)) for w in cell.split()}
@@ -87,6 +86,21 @@ def column_names(header: list[list[str]], width: int) -> list[str]:
             if cell:
                 names[j].append(cell)
     return [HEADER_JOIN.join(n) for n in names]
+
+
+def fill_row_spans(rows: list[list[str]]) -> list[list[str]]:
+    """Cells that span rows ("GMC" over three plans) come out in their first row only: a row whose leading
+    cells are empty while it holds values further right gets them from the row above, so that each row
+    names its entity on its own."""
+    filled: list[list[str]] = []
+    for row in rows:
+        row = list(row)
+        first = next((j for j, c in enumerate(row) if c), len(row))
+        if filled and 0 < first < len(row) - 1 and all(filled[-1][j] and not _NUMERIC.match(filled[-1][j])
+                                                       for j in range(first)):
+            row[:first] = filled[-1][:first]
+        filled.append(row)
+    return filled
 
 
 def split_merged_row(row: list[str]) -> list[str]:

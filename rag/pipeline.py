@@ -14,8 +14,14 @@ from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.expansion import QueryExpander, unproductive_expansions
-from rag.generator import (TEMPLATE_TOKENS_PER_MESSAGE, Generator, Message, SamplingParams, generator_from_settings,
-                           token_counter)
+from rag.generator import (
+    TEMPLATE_TOKENS_PER_MESSAGE,
+    Generator,
+    Message,
+    SamplingParams,
+    generator_from_settings,
+    token_counter,
+)
 from rag.grounding import Grounder, Unit, cited_indices, renumber_citations, source_units
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages

@@ -185,3 +185,43 @@ def test_table_questions_come_from_the_expected_tables(shared):
     assert len(items) >= 30 and len({i.id for i in items}) == len(items)
     assert any(i.question.startswith("¿") for i in items) and any(i.question.startswith("What") for i in items)
     assert all(i.kind == "table" and i.answers and i.source.endswith(".pdf") and i.pages for i in items)
+
+
+def test_raw_table_grids_become_a_title_one_header_row_and_whole_rows():
+    import json
+
+    from ingest.chunkers.base import table_chunks
+    from ingest.tables import Table
+    from rag.types import Element, ElementType
+
+    table = Table.from_cells([
+        ["Table 3. Fuel savings by cycle", None, None, None],
+        ["Cycle", "Distance (mi)", "Percent Fuel Savings", ""],
+        ["", "", "Improved Speed", "Decreased Idle"],
+        ["2012_2", "1.3", "5.9%", "17.4%"],
+        ["2145_1 2.4 3.1% 8.8%", None, None, None],  # a row the extractor left in one cell
+    ])
+    assert table.title == "Table 3. Fuel savings by cycle"  # a caption, not the header row
+    assert table.header == ("Cycle", "Distance (mi)", "Percent Fuel Savings › Improved Speed",
+                            "Percent Fuel Savings › Decreased Idle")
+    assert table.rows == (("2012_2", "1.3", "5.9%", "17.4%"), ("2145_1", "2.4", "3.1%", "8.8%"))
+    spans = Table.from_cells([["Plan Type", "County", "Plan Name", "Totals"],
+                              ["GMC", "Sacramento", "Anthem Blue Cross", "164,380"], [None, None, "Health Net", "126,547"]])
+    assert spans.rows[1] == ("GMC", "Sacramento", "Health Net", "126,547")  # row-spanning cells filled down
+    plain = Table.from_cells([["Edad", "Dosis"], ["Adultos", "1 g cada 6 h"], ["Niños", "15 mg/kg"]])
+    assert plain.title == "" and plain.header == ("Edad", "Dosis") and len(plain.rows) == 2
+    element = Element(table.to_markdown(), "fuel.pdf", 2, ElementType.TABLE, table_id="p2-t1")
+    chunks = table_chunks([element], max_tokens=24, count_tokens=lambda texts: [len(t.split()) for t in texts])
+    assert len(chunks) == 2  # one row each, each with the title and the header
+    for chunk in chunks:
+        lines = chunk.text.splitlines()
+        assert lines[0] == table.title and lines[1].startswith("| Cycle |") and lines[2] == "|---|---|---|---|"
+        assert json.loads(chunk.table_json)["title"] == table.title
+
+
+def test_a_table_row_must_name_what_is_asked_to_be_full_evidence(embedder):
+    table = ("| State | n | Illiterate |\n|---|---|---|\n| Kerala | 2400 | 7.2 |\n| Tamil Nadu | 2400 | 21.4 |")
+    hit = ScoredChunk(Chunk("t-1", table, ChunkMetadata(source="lit.pdf", page=1, element_type="table")), 1.0)
+    found = Grounder(embedder).extract("What is the Illiterate share for Tamil Nadu?", [hit], "en", max_units=2)
+    assert found[0][0].text.endswith("| Tamil Nadu | 2400 | 21.4 |")
+    assert found[1][1] < found[0][1] / 1.5  # Kerala's row matches by its header only

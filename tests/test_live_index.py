@@ -12,7 +12,6 @@ import signal
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest

@@ -12,8 +12,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, require_ready
-from api.schemas import (ChunksRequest, ChunksResponse, QueryFilters, QueryRequest, QueryResponse,
-                         QueryStreamRequest)
+from api.schemas import ChunksRequest, ChunksResponse, QueryFilters, QueryRequest, QueryResponse, QueryStreamRequest
 from api.services import Services
 from rag.generator import SamplingParams
 from rag.pipeline import QueryOptions

@@ -71,7 +71,7 @@ def _cut_words(text: str, size: int, max_tokens: int) -> list[str]:
 
 
 def table_chunks(elements: list[Element], max_tokens: int, count_tokens: TokenCounter) -> list[ChunkDraft]:
-    """Tables split into groups of whole rows, each group repeating the header row."""
+    """Tables split into groups of whole rows, each group repeating the title and header row."""
     drafts: list[ChunkDraft] = []
     for element in elements:
         if element.element_type != ElementType.TABLE:
