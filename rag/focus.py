@@ -6,13 +6,15 @@ tell it from an answerable one; its *focus* can. The focus is
 
 - an answer type, read from the question's wording (es/en): ``amount`` (money), ``quantity`` (a
   count, with the counted noun when there is one: "¿cuántos *senadores*…?"), ``duration``, ``distance``,
-  ``date``, ``time`` ("¿cuándo…?", weaker), ``person`` ("¿quién…?"), ``email``, ``url``;
+  ``temperature``, ``date``, ``time`` ("¿cuándo…?", weaker), ``person`` ("¿quién…?"), ``email``, ``url``;
 - qualifiers that the evidence must repeat: numbers and years in the question ("de 2015"), ordinals
   ("primer", "first", "último", "last").
 
 ``FocusCheck.factor(text)`` is 1.0 when a unit of evidence can hold the focus and smaller when it
 cannot (0 for a missing hard type such as an e-mail address; a fraction for softer ones), so that the
-evidence gate abstains on near misses.
+evidence gate abstains on near misses; it is ``FOCUS_FOUND`` (1.3) when the unit holds a specific
+answer (a duration, an amount, a temperature, a count next to its noun), which a paraphrased question
+needs ("2 years" answers "how long does the warranty last?").
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ _TYPES: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"cu[aá]nto tiempo|cu[aá]nto dura|cu[aá]ntos (?:a[nñ]os|d[ií]as|meses|horas|semanas)|"
                             r"how long|how many (?:years|days|months|hours|weeks)", re.IGNORECASE)),
     ("distance", re.compile(r"a qu[eé] distancia|qu[eé] distancia|how far|what distance", re.IGNORECASE)),
+    ("temperature", re.compile(r"qu[eé] temperatura|\bwhat temperature|how (?:hot|cold)", re.IGNORECASE)),
     ("date", re.compile(r"en qu[eé] (?:a[nñ]o|fecha|d[ií]a|mes|siglo|d[eé]cada)|qu[eé] (?:a[nñ]o|fecha)|"
                         r"\bwhat (?:year|date|month|century|decade)|\bwhich (?:year|date|century)|\bin what year",
                         re.IGNORECASE)),
@@ -74,12 +77,18 @@ _TYPES: list[tuple[str, re.Pattern[str]]] = [
     ("person", re.compile(r"\bqui[eé]n(?:es)?\b|\bwho\b|\bwhom\b", re.IGNORECASE)),
 ]
 _COUNTED = re.compile(r"\b(?:cu[aá]nt[oa]s|how many)\s+([\wáéíóúñü]+)", re.IGNORECASE)
-_ORDINAL = re.compile(r"\b(?:primer[oa]?|[uú]ltim[oa]|first|last)\b", re.IGNORECASE)
+# "el primer presidente", "the last episode"; not the verb ("how long does it last?")
+_ORDINAL = re.compile(r"\b(?:primer[oa]?|[uú]ltim[oa]s?)\b|(?<=\bthe )(?:first|last)\b", re.IGNORECASE)
 # Answer types that are numbers.
 QUANTITATIVE = frozenset({"quantity", "duration", "amount", "distance"})
 # Penalties for evidence that lacks the focus: hard types cannot be answered without it.
 _MISSING_TYPE = {"email": 0.0, "url": 0.0, "amount": 0.0, "quantity": 0.0, "duration": 0.0, "distance": 0.0,
-                 "date": 0.0, "time": 0.6, "person": 0.75}
+                 "temperature": 0.0, "date": 0.0, "time": 0.6, "person": 0.75}
+# Evidence that holds a specific answer type (a duration, an amount, a count next to its noun…) answers the
+# question even when it words the rest differently ("2 years" for "how long does it last?"): it weighs more.
+FOCUS_FOUND = 1.3
+_SPECIFIC = frozenset({"email", "url", "amount", "duration", "distance", "temperature"})
+_TEMPERATURE = re.compile(r"\d\s*(?:°|º|ºC|°C|grados|degrees|\bC\b|\bF\b)", re.IGNORECASE)
 MISSING_QUALIFIER = 0.5
 
 
@@ -137,6 +146,8 @@ class FocusCheck:
             return bool(_DISTANCE_UNIT.search(text)) and bool(NUMBER.search(text))
         if kind == "person":
             return bool(_CAPITALISED.search(text))
+        if kind == "temperature":
+            return bool(_TEMPERATURE.search(text))
         # quantity: a number, next to the counted noun when the question names one
         if not (NUMBER.search(text) or NUMBER_WORD.search(text)):
             return False
@@ -157,6 +168,16 @@ class FocusCheck:
         return [q for q in self.qualifiers if q not in stems and q.lower() not in folded]
 
     def factor(self, text: str, context: str = "") -> float:
-        """1.0 when ``text`` can hold the focus; less (down to 0) for each part it lacks."""
-        value = 1.0 if self.has_type(text) else _MISSING_TYPE[self.answer_type or ""]
-        return value * MISSING_QUALIFIER ** len(self.missing_qualifiers(text, context))
+        """1.0 when ``text`` can hold the focus; less (down to 0) for each part it lacks; ``FOCUS_FOUND`` when
+        it holds a specific answer type (or a count next to the counted noun) and every qualifier."""
+        missing = len(self.missing_qualifiers(text, context))
+        if not self.has_type(text):
+            return _MISSING_TYPE[self.answer_type or ""] * MISSING_QUALIFIER ** missing
+        specific = self.answer_type in _SPECIFIC or (self.answer_type == "quantity" and self.counted is not None
+                                                     and self._counted_in(text))
+        return (FOCUS_FOUND if specific and not missing else 1.0) * MISSING_QUALIFIER ** missing
+
+    def _counted_in(self, text: str) -> bool:
+        analyzer = Analyzer(self.language)
+        return any((stems := analyzer.terms(tok)) and stems[0] == self.counted
+                   for tok in re.findall(r"[\wáéíóúñü]+", text))

@@ -39,7 +39,23 @@ def _hit(source: str, text: str, section: str | None = None) -> ScoredChunk:
 ])
 def test_the_focus_of_a_question_must_be_in_the_evidence(question, evidence, holds):
     language = "en" if question.startswith("How") else "es"
-    assert (FocusCheck.of(question, language).factor(evidence) == 1.0) is holds
+    assert (FocusCheck.of(question, language).factor(evidence) >= 1.0) is holds
+
+
+def test_evidence_holding_a_specific_answer_weighs_more():
+    from rag.focus import FOCUS_FOUND
+
+    warranty = FocusCheck.of("How long does the thermostat warranty last?", "en")
+    assert warranty.answer_type == "duration" and warranty.qualifiers == ()  # "last" is the verb here
+    assert warranty.factor("The warranty covers manufacturing defects for 2 years.") == FOCUS_FOUND
+    cold = FocusCheck.of("¿A qué temperatura se debe conservar el medicamento?", "es")
+    assert cold.factor("Conservación: mantener por debajo de 25 ºC.") == FOCUS_FOUND
+    assert cold.factor("Conservar en el embalaje original.") == 0.0
+    count = FocusCheck.of("¿Cuántos senadores se eligen en cada provincia?", "es")
+    assert count.factor("En cada provincia se elegirán cuatro Senadores.") == FOCUS_FOUND
+    assert count.factor("Los Senadores se eligen por sufragio universal en cada provincia.") == 0.0  # no count
+    plain = FocusCheck.of("¿Cuánto se puede ampliar un plazo?", "es")  # a quantity without a counted noun
+    assert plain.factor("Se podrá conceder una ampliación que no exceda de la mitad de los mismos.") == 1.0
 
 
 def test_a_qualifier_of_the_question_must_be_named_by_the_evidence_or_its_source():
