@@ -95,6 +95,7 @@ _NEGATION = re.compile(r"\b(?:no|not|never|nunca|jam[aá]s|ni|tampoco|ning[uú]n
 
 
 ROW_WITHOUT_ENTITY = 0.5
+IDF_FLOOR = 0.25
 # Alignment penalties: a number or name of the claim missing from its best unit but present elsewhere in the
 # context (moved between sentences), or missing from the context (made up), or a negation that disagrees.
 ELSEWHERE = 0.75
@@ -231,8 +232,9 @@ class Grounder:
         content terms the unit contains (the embedder alone confuses neighbouring table rows), times the
         unit's focus factor (``rag.focus``): 0 for a unit that cannot hold what is asked (no number for
         "¿cuántos…?", no amount in euros, no date, no e-mail address), a fraction for each qualifier of the
-        question ("primer", "2015") that neither the unit nor its source names. ``units``: the sources'
-        units when the caller already split them (``source_units``).
+        question ("primer", "2015") that neither the unit nor its source names; above 1 for a unit that holds a
+        specific answer and the question's rarest term. ``units``: the sources' units when the caller already
+        split them (``source_units``).
         """
         units = source_units(sources) if units is None else units
         if not units:
@@ -241,10 +243,13 @@ class Grounder:
         semantic = vectors[1:] @ vectors[0]
         analyzer = Analyzer(language)
         wanted = set(analyzer.terms(question))
-        weights = self.idf(sorted(wanted)) if self.idf and wanted else {t: 1.0 for t in wanted}
-        total = sum(max(w, 0.0) for w in weights.values())
-        lexical = np.array([sum(max(weights[t], 0.0) for t in wanted & set(analyzer.terms(u.text))) / total
-                            if total > 0 else 0.0 for u in units])
+        # idf weights, floored: in a small index every term is in half the chunks and BM25's idf is 0 for all
+        weights = {t: max(w, 0.0) + IDF_FLOOR for t, w in
+                   (self.idf(sorted(wanted)) if self.idf and wanted else {t: 1.0 for t in wanted}).items()}
+        total = sum(weights.values())
+        unit_terms = [set(analyzer.terms(u.text)) for u in units]
+        lexical = np.array([sum(weights[t] for t in wanted & terms) / total if total > 0 else 0.0
+                            for terms in unit_terms])
         scores = (semantic + lexical) / 2
         # A table row answers for the entity it names: a row none of whose own cells holds a question term
         # (only its header matches) is worth half.
@@ -252,7 +257,12 @@ class Grounder:
         scores = scores * np.array([1.0 if row is None or wanted & set(analyzer.terms(row)) else ROW_WITHOUT_ENTITY
                                     for row in rows])
         focus = FocusCheck.of(question, language)
-        scores = scores * np.array([focus.factor(u.text, _about(sources[u.source_index - 1])) for u in units])
+        # A unit that holds the specific answer weighs more only when it is about the question's rarest term
+        # (the warranty's duration, not any duration of the law).
+        rarest = max(weights, key=lambda t: weights[t]) if weights else None
+        factors = [focus.factor(u.text, _about(sources[u.source_index - 1])) for u in units]
+        factors = [f if f <= 1.0 or rarest in terms else 1.0 for f, terms in zip(factors, unit_terms, strict=True)]
+        scores = scores * np.array(factors)
         order = np.argsort(-scores, kind="stable")[:max_units]
         return [(units[i], float(scores[i])) for i in order]
 

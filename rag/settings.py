@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # whose answer paragraph is left out of an indexed article (near misses) or whose article is left out (far-off),
     # chosen on the tune half. No pair meets near-miss >= 0.85, far-off >= 0.95 and false abstention <= 0.10 at once
     # with the embedded models; evidence 0.50 (focus-checked, idf-weighted) keeps abstention high (report half: es
-    # near-miss 0.815, far-off 0.920, false abstention 0.149; en 0.862 / 0.989 / 0.160), 0.45 would answer more
+    # near-miss 0.815, far-off 0.920, false abstention 0.149; en 0.862 / 0.989 / 0.128), 0.45 would answer more
     # (false abstention 0.117 / 0.106) and abstain on fewer near misses (0.646 / 0.738). The relevance gate only
     # catches questions far from every document.
     min_relevance: float = Field(

@@ -241,3 +241,11 @@ def test_a_table_row_must_name_what_is_asked_to_be_full_evidence(embedder):
     found = Grounder(embedder).extract("What is the Illiterate share for Tamil Nadu?", [hit], "en", max_units=2)
     assert found[0][0].text.endswith("| Tamil Nadu | 2400 | 21.4 |")
     assert found[1][1] < found[0][1] / 1.5  # Kerala's row matches by its header only
+
+
+def test_question_terms_count_in_an_index_too_small_for_idf(embedder):
+    # Two chunks: BM25's idf is 0 for every term; the question's words must still count.
+    flat = Grounder(embedder, idf=lambda terms: {t: 0.0 for t in terms})
+    found = flat.extract("¿A qué hora empieza el turno de noche?",
+                         [_hit("turnos.md", "El turno de noche empieza a las 23:00.")], "es")
+    assert found[0][1] >= 0.5
