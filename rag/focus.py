@@ -92,7 +92,8 @@ _TEMPERATURE = re.compile(r"\d\s*(?:°|º|ºC|°C|grados|degrees|\bC\b|\bF\b)", 
 MISSING_QUALIFIER = 0.5
 
 
-def _number_near(text: str, stem_hits: list[int], tokens: list[str], window: int = 4) -> bool:
+def _number_near(stem_hits: list[int], tokens: list[str], window: int = 4) -> bool:
+    """A number (digits or words) within ``window`` tokens of one of the counted noun's positions."""
     for at in stem_hits:
         for j in range(max(0, at - window), min(len(tokens), at + window + 1)):
             if NUMBER.fullmatch(tokens[j]) or NUMBER_WORD.fullmatch(tokens[j]):
@@ -117,12 +118,13 @@ class FocusCheck:
         if answer_type == "quantity" and (match := _COUNTED.search(question)):
             stems = analyzer.terms(match.group(1))
             counted = stems[0] if stems else None
-        qualifiers = [n for n in NUMBER.findall(question)]
+        qualifiers = list(NUMBER.findall(question))
         # ordinals as folded prefixes ("primer" covers primero/primera, "ultim" último/última)
         qualifiers += [fold_accents(word.lower()).rstrip("oa") or word.lower() for word in _ORDINAL.findall(question)]
         return cls(answer_type, counted, tuple(dict.fromkeys(qualifiers)), language)
 
     def describe(self) -> dict[str, object]:
+        """For the trace: what the evidence had to hold."""
         return {"answer_type": self.answer_type, "counted": self.counted, "qualifiers": list(self.qualifiers)}
 
     def has_type(self, text: str) -> bool:
@@ -156,7 +158,7 @@ class FocusCheck:
         analyzer = Analyzer(self.language)
         tokens = re.findall(r"\d+(?:[.,]\d+)*|[\wáéíóúñü]+", text)
         hits = [i for i, tok in enumerate(tokens) if (stems := analyzer.terms(tok)) and stems[0] == self.counted]
-        return not hits or _number_near(text, hits, tokens)
+        return not hits or _number_near(hits, tokens)
 
     def missing_qualifiers(self, text: str, context: str = "") -> list[str]:
         """Qualifiers found neither in ``text`` nor in ``context`` (the source's name and section)."""

@@ -14,6 +14,7 @@ from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.expansion import QueryExpander, unproductive_expansions
+from rag.focus import FocusCheck
 from rag.generator import (
     TEMPLATE_TOKENS_PER_MESSAGE,
     Generator,
@@ -288,6 +289,7 @@ class QueryPipeline:
         if best < self.settings.min_relevance:
             return self._abstain(language, trace, f"best source relevance {best:.3f} below min_relevance "
                                                   f"{self.settings.min_relevance}")
+        trace.details["focus"] = [FocusCheck.of(part, language).describe() for part in parts]
         with _timed(trace, "evidence"):
             units = source_units(sources)  # split once, for every part of the question
             per_part = [self.grounder.extract(part, sources, language, max_units=3, units=units) for part in parts]
