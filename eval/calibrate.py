@@ -144,13 +144,8 @@ def calibrate(folder: Path, settings: Settings, limit: int | None = None) -> dic
     open_gates = settings.with_overrides(min_relevance=-1.0, min_evidence=-1.0)
     pipeline = QueryPipeline(open_gates, ingestor.index, embedder, generator_from_settings(settings))
     qids = sorted(dataset.qrels)[:limit] if limit else sorted(dataset.qrels)
-    relevance, evidence, labels = [], [], []
-    for qid in tqdm(qids, desc="answering with open gates", unit="question"):
-        trace = pipeline.answer(dataset.queries[qid], QueryOptions(answer_mode="extractive")).trace
-        relevance.append(max((s["relevance"] for s in trace.details.get("sources", [])), default=-1.0))
-        evidence.append(max((e["score"] for e in trace.details.get("evidence", [])), default=-1.0))
-        labels.append(int(answerable[qid]))
-    rel, ev, lab = np.array(relevance), np.array(evidence), np.array(labels)
+    rel, ev = open_gate_scores(pipeline, [dataset.queries[qid] for qid in qids])
+    lab = np.array([int(answerable[qid]) for qid in qids])
     current = Settings()
     return {
         "dataset": dataset.name, "questions": len(qids), "answerable": int(lab.sum()),
@@ -158,8 +153,8 @@ def calibrate(folder: Path, settings: Settings, limit: int | None = None) -> dic
         "best": best_pair(rel, ev, lab),
         "defaults": {"min_relevance": current.min_relevance, "min_evidence": current.min_evidence,
                      **rates(rel, ev, lab, current.min_relevance, current.min_evidence)},
-        "scores": [{"id": q, "answerable": bool(a), "relevance": r, "evidence": e}
-                   for q, a, r, e in zip(qids, labels, relevance, evidence, strict=True)],
+        "scores": [{"id": q, "answerable": bool(a), "relevance": float(r), "evidence": float(e)}
+                   for q, a, r, e in zip(qids, lab, rel, ev, strict=True)],
     }
 
 

@@ -155,9 +155,7 @@ class FocusCheck:
             return False
         if self.counted is None:
             return True
-        analyzer = Analyzer(self.language)
-        tokens = re.findall(r"\d+(?:[.,]\d+)*|[\wáéíóúñü]+", text)
-        hits = [i for i, tok in enumerate(tokens) if (stems := analyzer.terms(tok)) and stems[0] == self.counted]
+        tokens, hits = self._counted_positions(text)
         return not hits or _number_near(hits, tokens)
 
     def missing_qualifiers(self, text: str, context: str = "") -> list[str]:
@@ -176,10 +174,12 @@ class FocusCheck:
         if not self.has_type(text):
             return _MISSING_TYPE[self.answer_type or ""] * MISSING_QUALIFIER ** missing
         specific = self.answer_type in _SPECIFIC or (self.answer_type == "quantity" and self.counted is not None
-                                                     and self._counted_in(text))
+                                                     and bool(self._counted_positions(text)[1]))
         return (FOCUS_FOUND if specific and not missing else 1.0) * MISSING_QUALIFIER ** missing
 
-    def _counted_in(self, text: str) -> bool:
+    def _counted_positions(self, text: str) -> tuple[list[str], list[int]]:
+        """The text's tokens, and where the counted noun ("senadores" for "senador") stands among them."""
         analyzer = Analyzer(self.language)
-        return any((stems := analyzer.terms(tok)) and stems[0] == self.counted
-                   for tok in re.findall(r"[\wáéíóúñü]+", text))
+        tokens = re.findall(r"\d+(?:[.,]\d+)*|[\wáéíóúñü]+", text)
+        hits = [i for i, tok in enumerate(tokens) if (stems := analyzer.terms(tok)) and stems[0] == self.counted]
+        return tokens, hits
