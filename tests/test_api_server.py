@@ -104,6 +104,8 @@ def test_the_model_queue_is_bounded_and_what_fits_is_served(tmp_path, demo_setti
     gate = app.state.services.gate
     body = {"question": "What does error E7 mean on the thermostat?", "answer_mode": "generative"}
     with serve(app) as base, ThreadPoolExecutor(gate.capacity) as pool:
+        # the warm-up (models, BM25 matrix) runs at start and /ready says 503 until it ends
+        wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200, "the server to be ready")
         admitted = [pool.submit(httpx.post, f"{base}/v1/query", json=body, timeout=WAIT_LIMIT_S)
                     for _ in range(gate.capacity)]
         wait_for(lambda: gate.in_use == gate.capacity, f"{gate.capacity} requests to hold the model gate")
