@@ -9,7 +9,7 @@ QUESTION ?= ¿Cuál es la dosis máxima diaria de paracetamol por vía oral en a
 # llama-cpp-python compiles from source; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test install serve bench clean data system-deps
+.PHONY: run test install serve bench clean data system-deps ocr-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,17 +21,36 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-run: install
+run: install ocr-deps
 	$(RAG) ingest data --index $(INDEX)
 	$(RAG) ask "$(QUESTION)" --index $(INDEX)
 	$(RAG) serve --index $(INDEX)
 
-serve: install
+serve: install ocr-deps
 	$(RAG) serve --index $(INDEX)
 
+# OCR of scanned pages and images: Tesseract 5 with Spanish, English and orientation data.
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng tesseract-ocr-osd
+ocr-deps:
+	@if [ "$$RAG_OCR" = off ]; then exit 0; fi; \
+	missing=""; \
+	for p in $(OCR_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "error: OCR needs the Debian packages$$missing, and we are not root to install them."; \
+	    echo "       Run: sudo apt-get install$$missing   (or set RAG_OCR=off to skip scanned pages)"; \
+	    exit 1; \
+	  fi; \
+	fi
+
 # The offline tests trace connect() calls (strace) inside a network namespace without network (unshare, ip).
+# Without root, what is missing is named and the tests that need it skip.
 system-deps:
 	@missing=""; \
+	for p in $(OCR_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
@@ -40,7 +59,7 @@ system-deps:
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else \
-	    echo "note: Debian packages$$missing are missing and we are not root: the offline-trace tests will skip"; \
+	    echo "note: Debian packages$$missing are missing and we are not root: the OCR and offline-trace tests that need them will skip"; \
 	  fi; \
 	fi
 

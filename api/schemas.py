@@ -44,6 +44,8 @@ class CitationOut(BaseModel):
     quote_start: int | None = Field(None, description="Start of the quoted sentence (or table row) in `text`, "
                                                       "in characters; set on quoted (extractive) answers.")
     quote_end: int | None = Field(None, description="End of the quoted span in `text` (exclusive).")
+    ocr_engine: str | None = Field(None, description="Set when the cited text was read by OCR from a scan.")
+    ocr_confidence: float | None = Field(None, description="That OCR's mean word confidence on the text (0-100).")
 
 
 class QueryResponse(BaseModel):

@@ -143,6 +143,7 @@ class Evaluator:
         self.judge = judge or AlignmentJudge(self.embedder)
         self._generator: Generator | None = None
         self._reranker = None
+        self.ingest_summaries: dict[str, str] = {}  # QA document folders' ingest reports, by folder and chunker
 
     @property
     def generator(self) -> Generator:
@@ -273,6 +274,7 @@ class Evaluator:
                                                     index_dir=self._cache(f"qa-{docs.name}-{digest}-{chunker}"))
             ingestor = FolderIngestor(settings, embedder=self.embedder)
             report = ingestor.run(docs, progress=False)
+            self.ingest_summaries[f"{docs} ({chunker})"] = report.summary()
             if report.failed:
                 log.warning("some documents failed to ingest: %s", report.failed)
             timings[f"index {chunker}"] = time.perf_counter() - started

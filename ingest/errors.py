@@ -16,7 +16,7 @@ class IngestError(Exception):
 PASSWORD_REQUIRED = "password required"
 CORRUPT = "corrupt or unreadable file"
 EMPTY = "empty document"
-NO_TEXT_LAYER = "no text layer (scanned image; OCR is not enabled)"
+NO_TEXT_LAYER = "no text layer (scanned image)"
 UNSUPPORTED = "unsupported file type"
 
 

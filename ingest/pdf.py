@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, IngestError
+from ingest.ocr import OcrUnavailable
+from ingest.scan import PageScanner, ScannedPage
 from ingest.tables import Table
 from rag.analysis import fold_accents
 from rag.types import Element, ElementType
@@ -45,12 +47,20 @@ class PdfParser:
     1
     """
 
-    version = "pdf-3"  # 3: tables with a title, multi-row headers joined, merged rows split, row spans filled
+    # 3: tables with a title, multi-row headers joined, merged rows split, row spans filled; 4: OCR of scans
+    base_version = "pdf-4"
 
-    def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None) -> None:
+    def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None,
+                 scanner: PageScanner | None = None) -> None:
         self.passwords = list(passwords or [])
         self.password_map = dict(password_map or {})
+        self.scanner = scanner  # None: no OCR; pages without a text layer are reported and skipped
         self.warnings: list[str] = []  # about the last parsed file, e.g. pages without a text layer
+        self.scanned: dict[int, ScannedPage] = {}  # the last parsed file's pages read by OCR, by page number
+
+    @property
+    def version(self) -> str:
+        return f"{self.base_version}+ocr:{self.scanner.version if self.scanner else 'off'}"
 
     def parse(self, path: Path, source: str) -> list[Element]:
         from pypdf import PdfReader
@@ -60,6 +70,7 @@ class PdfParser:
             raise IngestError(source, EMPTY, "0-byte file")
         try:
             self.warnings = []
+            self.scanned = {}
             reader = PdfReader(path, strict=False)
             password = self._unlock(reader, source, path.name)
             page_texts = [_clean(page.extract_text() or "") for page in reader.pages]
@@ -69,46 +80,52 @@ class PdfParser:
             raise IngestError(source, CORRUPT, f"{type(exc).__name__}: {exc}") from exc
         if not page_texts:
             raise IngestError(source, EMPTY, "no pages")
-        if not any(t.strip() for t in page_texts):
-            raise IngestError(source, NO_TEXT_LAYER, f"{len(page_texts)} pages without extractable text")
+        self.scanned = self._read_scans(path, source, password, page_texts)
+        ocr_tables = {n: list(page.layout.tables) for n, page in self.scanned.items() if page.layout.tables}
+        for number, page in self.scanned.items():
+            page_texts[number - 1] = page.layout.text
+        if not any(t.strip() for t in page_texts) and not ocr_tables:
+            raise IngestError(source, NO_TEXT_LAYER, f"{len(page_texts)} pages without extractable text"
+                                                     + ("; OCR found none either" if self.scanned else ""))
 
-        blank = [n for n, t in enumerate(page_texts, start=1) if not t.strip()]
-        if blank:
-            self.warnings.append(f"no text layer on page(s) {_ranges(blank)} (scanned images; OCR is not enabled)")
         # pdfplumber is most of the parsing time: only pages that draw more than the document's usual
         # decoration (a ruled table) or are figure-heavy (an unruled one) are searched for tables.
         drawn = [_path_operators(page) for page in reader.pages]
         usual = min(drawn) if len(drawn) >= 3 else 0
         candidates = {n for n, (ops, text, page) in enumerate(zip(drawn, page_texts, reader.pages, strict=True),
                                                               start=1)
-                      if (ops - usual >= _TABLE_PATH_OPS and _may_be_ruled(page)) or _figure_share(text) >= _FIGURE_PAGE}
+                      if n not in self.scanned and ((ops - usual >= _TABLE_PATH_OPS and _may_be_ruled(page))
+                                                    or _figure_share(text) >= _FIGURE_PAGE)}
         tables = self.tables(path, source, password, page_texts, candidates) if candidates else {}
-        boilerplate = _boilerplate(page_texts)
-        outline = _outline_by_page(reader, len(page_texts))
-        elements: list[Element] = []
-        headings: dict[int, str] = {}  # level -> heading text in force
-        for number, text in enumerate(page_texts, start=1):
-            page_tables = tables.get(number, [])
-            text = _drop_edges(text, boilerplate)
-            text = _drop_table_lines(text, page_tables)
-            base = outline.get(number)
-            block: list[str] = []
-            for line in text.splitlines():
-                match = _HEADING.match(line)
-                if match and not _TOC_LEADER.search(line):
-                    _flush(elements, block, source, number, _path(base, headings))
-                    level = _LEVELS.get(fold_accents(match.group(2).split()[0]), 3)
-                    headings = {lv: h for lv, h in headings.items() if lv < level}
-                    headings[level] = " ".join(match.group(1).split())
-                    elements.append(Element(headings[level], source, number, ElementType.TITLE,
-                                            _path(base, headings)))
-                else:
-                    block.append(line)
-            _flush(elements, block, source, number, _path(base, headings))
-            for t_index, table in enumerate(page_tables, start=1):
-                elements.append(Element(table.to_markdown(), source, number, ElementType.TABLE,
-                                        _path(base, headings), table_id=f"p{number}-t{t_index}"))
-        return elements
+        tables.update(ocr_tables)
+        return page_elements(source, page_texts, tables, _outline_by_page(reader, len(page_texts)))
+
+    def _read_scans(self, path: Path, source: str, password: str | None,
+                    page_texts: list[str]) -> dict[int, ScannedPage]:
+        """Pages read by OCR, by number; what could not be read goes to the warnings."""
+        blank = [n for n, t in enumerate(page_texts, start=1) if not t.strip()]
+        if self.scanner is None or not self.scanner.enabled:
+            if blank:
+                self.warnings.append(f"no text layer on page(s) {_ranges(blank)} (scanned images; OCR is off)")
+            return {}
+        try:
+            wanted = self.scanner.pages_to_read(path, password, page_texts)
+            if not wanted:
+                return {}
+            self.scanner.check()
+            scanned = {page.number: page for page in self.scanner.read_pdf(path, password, page_texts, wanted)}
+        except OcrUnavailable as exc:
+            if blank:
+                self.warnings.append(f"no text layer on page(s) {_ranges(blank)}, and OCR cannot run: {exc}")
+            return {}
+        except Exception as exc:  # noqa: BLE001 - a page that cannot be rendered or read leaves the rest
+            log.warning("%s: OCR failed (%s: %s)", source, type(exc).__name__, exc)
+            self.warnings.append(f"OCR failed on this file ({type(exc).__name__}: {exc}); its text layer kept")
+            return {}
+        empty = [n for n, page in scanned.items() if not page.layout.text.strip() and not page.layout.tables]
+        if empty:
+            self.warnings.append(f"OCR found no text on page(s) {_ranges(empty)}")
+        return scanned
 
     def _unlock(self, reader, source: str, name: str) -> str | None:
         if not reader.is_encrypted:
@@ -149,6 +166,38 @@ class PdfParser:
         except Exception as exc:  # noqa: BLE001 - tables are a bonus; the page text still stands
             log.warning("%s: table extraction failed (%s); page text kept", source, exc)
         return found
+
+
+def page_elements(source: str, page_texts: list[str], tables: dict[int, list[Table]],
+                  outline: dict[int, str] | None = None) -> list[Element]:
+    """Pages (text and tables, by 1-based number) to elements: running headers and footers dropped, numbered
+    headings ("Artículo 20. Resolución.") as titles, each element under the outline and headings in force."""
+    outline = outline or {}
+    boilerplate = _boilerplate(page_texts)
+    elements: list[Element] = []
+    headings: dict[int, str] = {}  # level -> heading text in force
+    for number, text in enumerate(page_texts, start=1):
+        page_tables = tables.get(number, [])
+        text = _drop_edges(text, boilerplate)
+        text = _drop_table_lines(text, page_tables)
+        base = outline.get(number)
+        block: list[str] = []
+        for line in text.splitlines():
+            match = _HEADING.match(line)
+            if match and not _TOC_LEADER.search(line):
+                _flush(elements, block, source, number, _path(base, headings))
+                level = _LEVELS.get(fold_accents(match.group(2).split()[0]), 3)
+                headings = {lv: h for lv, h in headings.items() if lv < level}
+                headings[level] = " ".join(match.group(1).split())
+                elements.append(Element(headings[level], source, number, ElementType.TITLE,
+                                        _path(base, headings)))
+            else:
+                block.append(line)
+        _flush(elements, block, source, number, _path(base, headings))
+        for t_index, table in enumerate(page_tables, start=1):
+            elements.append(Element(table.to_markdown(), source, number, ElementType.TABLE,
+                                    _path(base, headings), table_id=f"p{number}-t{t_index}"))
+    return elements
 
 
 def _stream_tables(page) -> list[list[list[str]]]:

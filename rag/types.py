@@ -51,6 +51,12 @@ class ChunkMetadata:
     ordinal: int = 0
     # Sentence-window chunker: the surrounding sentences handed to generation instead of the hit.
     window: str | None = None
+    # Text read by OCR: the engine, its mean word confidence (0-100) on the chunk's words, and the words' boxes
+    # on the page as JSON [[word, x0, y0, x1, y1], ...] in shares of the upright page (for highlighting).
+    ocr: bool | None = None
+    ocr_engine: str | None = None
+    ocr_confidence: float | None = None
+    ocr_boxes: str | None = None
 
     def to_store(self) -> dict[str, str | int | float | bool]:
         return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items() if v is not None}
@@ -106,6 +112,8 @@ class Citation:
     text: str
     quote_start: int | None = None
     quote_end: int | None = None
+    ocr_engine: str | None = None  # set when the cited text was read by OCR from a scan
+    ocr_confidence: float | None = None  # that OCR's mean word confidence on the chunk (0-100)
 
     @classmethod
     def from_scored(cls, hit: ScoredChunk, quotes: tuple[str, ...] = ()) -> Citation:
@@ -120,7 +128,9 @@ class Citation:
         found = [s for s in spans if s is not None]
         start, end = (min(s for s, _ in found), max(e for _, e in found)) if found else (None, None)
         return cls(source=meta.source, page=meta.page, chunk_id=hit.chunk.id, score=round(hit.score, 6),
-                   text=text, quote_start=start, quote_end=end)
+                   text=text, quote_start=start, quote_end=end,
+                   ocr_engine=meta.ocr_engine if meta.ocr else None,
+                   ocr_confidence=meta.ocr_confidence if meta.ocr else None)
 
 
 def _span(text: str, quote: str) -> tuple[int, int] | None:

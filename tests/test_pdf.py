@@ -120,7 +120,7 @@ def test_image_only_pages_are_reported(shared: Path, tmp_path: Path):
     elements = parser.parse(mixed, "mixed.pdf")
     assert {e.page for e in elements} == {1, 2}
     assert parser.warnings == [f"no text layer on page(s) 3{'-' + str(pages) if pages > 3 else ''} "
-                               "(scanned images; OCR is not enabled)"]
+                               "(scanned images; OCR is off)"]
 
 
 def test_two_column_page_reads_in_column_order_without_ligatures_or_hyphens(shared: Path):

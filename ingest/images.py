@@ -1,0 +1,74 @@
+"""Images (PNG, JPEG, TIFF, multi-page TIFF included) read by OCR, one page per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, IngestError
+from ingest.ocr import OcrUnavailable
+from ingest.pdf import _ranges, page_elements
+from ingest.scan import PageScanner, ScannedPage
+from rag.types import Element
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+_MAX_PIXELS = 200_000_000  # larger images are refused (Pillow's decompression-bomb guard is 179 Mpx)
+
+
+class ImageParser:
+    """Turns an image file into page elements through OCR.
+
+    >>> ImageParser(PageScanner.from_settings(Settings())).parse(Path("fax.tiff"), "fax.tiff")[0].page
+    1
+    """
+
+    base_version = "image-1"
+
+    def __init__(self, scanner: PageScanner | None) -> None:
+        self.scanner = scanner
+        self.warnings: list[str] = []
+        self.scanned: dict[int, ScannedPage] = {}
+
+    @property
+    def version(self) -> str:
+        return f"{self.base_version}+ocr:{self.scanner.version if self.scanner else 'off'}"
+
+    def parse(self, path: Path, source: str) -> list[Element]:
+        from PIL import Image, UnidentifiedImageError
+
+        self.warnings, self.scanned = [], {}
+        if path.stat().st_size == 0:
+            raise IngestError(source, EMPTY, "0-byte file")
+        if self.scanner is None or not self.scanner.enabled:
+            raise IngestError(source, NO_TEXT_LAYER, "an image is read only by OCR, and OCR is off (RAG_OCR=auto)")
+        try:
+            self.scanner.check()
+        except OcrUnavailable as exc:
+            raise IngestError(source, NO_TEXT_LAYER,
+                              f"an image is read only by OCR, and OCR cannot run: {exc}") from exc
+        try:
+            with Image.open(path) as image:
+                if image.width * image.height > _MAX_PIXELS:
+                    raise IngestError(source, CORRUPT, f"{image.width}x{image.height} pixels is too large to read")
+                pages = self.scanner.read_images(_frames(image))
+        except IngestError:
+            raise
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise IngestError(source, CORRUPT, f"{type(exc).__name__}: {exc}") from exc
+        self.scanned = {page.number: page for page in pages}
+        texts = [page.layout.text for page in pages]
+        tables = {page.number: list(page.layout.tables) for page in pages if page.layout.tables}
+        if not any(t.strip() for t in texts) and not tables:
+            raise IngestError(source, NO_TEXT_LAYER, "OCR found no text in the image")
+        empty = [page.number for page in pages if not page.layout.text.strip() and not page.layout.tables]
+        if empty:
+            self.warnings.append(f"OCR found no text on page(s) {_ranges(empty)}")
+        return page_elements(source, texts, tables)
+
+
+def _frames(image) -> Iterator:
+    """Each frame as its own grayscale copy (a TIFF's pages; one for PNG and JPEG)."""
+    from PIL import ImageOps, ImageSequence
+
+    for frame in ImageSequence.Iterator(image):
+        yield ImageOps.exif_transpose(frame).convert("L")
