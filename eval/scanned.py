@@ -27,26 +27,29 @@ METRICS = ["answer_contains_gold", "token_f1", "citation_accuracy", "false_abste
            "abstention_near_miss", "abstention_far_off", "answer_contains_gold_paraphrase"]
 
 
-def rasterise(source: Path, target: Path, dpi: int = 200, seed: int = 0) -> int:
-    """An image-only copy of ``source`` (pages scanned: slightly turned, JPEG-compressed); its page count."""
+def rasterise(source: Path, target: Path, dpi: int = 200, seed: int = 0, pages: int | None = None) -> int:
+    """An image-only copy of ``source`` (its first ``pages``, scanned: slightly turned, JPEG-compressed); its
+    page count."""
     import pypdfium2 as pdfium
     from PIL import Image
 
     rng = random.Random(f"{source.name}{seed}")
     pdf = pdfium.PdfDocument(source)
-    pages = []
+    images = []
     try:
-        for page in pdf:
+        for number, page in enumerate(pdf):
+            if pages is not None and number >= pages:
+                break
             image = page.render(scale=dpi / 72, grayscale=True).to_pil()
             image = image.rotate(rng.uniform(-1, 1), resample=Image.BICUBIC, expand=False, fillcolor=255)
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=75)
-            pages.append(Image.open(io.BytesIO(buffer.getvalue())))
+            images.append(Image.open(io.BytesIO(buffer.getvalue())))
     finally:
         pdf.close()
     target.parent.mkdir(parents=True, exist_ok=True)
-    pages[0].save(target, format="PDF", save_all=True, append_images=pages[1:], resolution=float(dpi))
-    return len(pages)
+    images[0].save(target, format="PDF", save_all=True, append_images=images[1:], resolution=float(dpi))
+    return len(images)
 
 
 def main() -> None:

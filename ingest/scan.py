@@ -72,18 +72,18 @@ class PageScanner:
         """1-based numbers of the pages without a text layer, and of scans whose text layer is poor."""
         import pypdfium2 as pdfium
 
-        wanted = []
+        short = [n for n, text in enumerate(page_texts, start=1) if len(text.strip()) < MIN_CHARACTERS]
+        poor = [n for n, text in enumerate(page_texts, start=1)
+                if len(text.strip()) >= MIN_CHARACTERS and text_quality(text) < SCAN_LAYER_MIN_QUALITY]
+        if not short and not poor:
+            return []  # a born-digital PDF with good text everywhere: not even opened again
         pdf = pdfium.PdfDocument(path, password=password)
         try:
-            for number, text in enumerate(page_texts, start=1):
-                if len(text.strip()) < MIN_CHARACTERS:
-                    if _worth_reading(pdf[number - 1], text):
-                        wanted.append(number)
-                elif text_quality(text) < SCAN_LAYER_MIN_QUALITY and _image_coverage(pdf[number - 1]) >= _SCAN_COVERAGE:
-                    wanted.append(number)
+            wanted = [n for n in short if _worth_reading(pdf[n - 1], page_texts[n - 1])]
+            wanted += [n for n in poor if _image_coverage(pdf[n - 1]) >= _SCAN_COVERAGE]
         finally:
             pdf.close()
-        return wanted
+        return sorted(wanted)
 
     def read_pdf(self, path: Path, password: str | None, page_texts: Sequence[str],
                  pages: Sequence[int] | None = None) -> list[ScannedPage]:

@@ -31,7 +31,9 @@ def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedd
         assert "4 g al día" in payload["answer"]  # the leaflet's adult maximum, whatever the answer mode did
         assert ("prospecto_paracetamol.pdf", 2) in [(c["source"], c["page"]) for c in payload["citations"]]
         citation = payload["citations"][0]
-        assert set(citation) == {"source", "page", "chunk_id", "score", "text", "quote_start", "quote_end"}
+        assert set(citation) == {"source", "page", "chunk_id", "score", "text", "quote_start", "quote_end",
+                                 "ocr_engine", "ocr_confidence"}
+        assert citation["ocr_engine"] is None  # the leaflet has a text layer
         assert payload["trace"]["generator"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
         # HTTP, in-process and through a real server on loopback, with the real models.
