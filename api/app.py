@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from fastapi.responses import JSONResponse
 
 from api.deps import require_api_key
 from api.gate import ModelBusy
-from api.routes import docs, documents, handover, health, openai_compat, query
+from api.routes import collections, docs, documents, handover, health, openai_compat, query
 from api.services import Services
 from ingest.errors import IndexWriteError
+from rag.collections import UnknownCollection
+from rag.errors import InvalidRequest
 from rag.models import ModelNotFoundError
 from rag.offline import ensure_offline
 from rag.pipeline import QueryPipeline
@@ -75,13 +78,26 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
     async def index_not_writable(_: Request, exc: IndexWriteError) -> JSONResponse:
         return JSONResponse(status_code=507, content={"detail": exc.strerror})
 
-    @app.exception_handler(ValueError)
-    async def bad_value(_: Request, exc: ValueError) -> JSONResponse:
+    @app.exception_handler(UnknownCollection)
+    async def unknown_collection(_: Request, exc: UnknownCollection) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(Exception)
+    async def server_fault(request: Request, exc: Exception) -> JSONResponse:
+        # Our fault, not the caller's: a 500 with an id to quote, the stack trace only in the log.
+        request_id = uuid.uuid4().hex[:12]
+        log.error("request %s %s %s failed", request_id, request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return JSONResponse(status_code=500, content={"detail": "internal error; the server log has the details",
+                                                      "request_id": request_id})
 
     app.include_router(health.router)
     app.include_router(handover.router)  # its own credential: the hand-over token, from loopback only
     app.include_router(docs.router, dependencies=[] if settings.open_docs else [Depends(require_api_key)])
-    for router in (health.ready_router, query.router, openai_compat.router, documents.router):
+    for router in (health.ready_router, query.router, openai_compat.router, documents.router, collections.router):
         app.include_router(router, dependencies=[Depends(require_api_key)])
     return app

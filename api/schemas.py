@@ -20,6 +20,8 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(..., min_length=1, max_length=4000, description="The question, in Spanish or English.")
+    collection: str | None = Field(None, max_length=63, description="The collection to search (default: the "
+                                                                     "default collection); GET /v1/collections.")
     top_k: int | None = Field(None, ge=1, le=50, description="Sources handed to the model.")
     filters: QueryFilters | None = None
     answer_mode: Literal["generative", "extractive", "auto"] | None = None
@@ -68,6 +70,8 @@ class ChunksRequest(BaseModel):
 
     text: str = Field(..., min_length=1, max_length=4000)
     limit: int = Field(10, ge=1, le=100)
+    collection: str | None = Field(None, max_length=63, description="The collection to search (default: the "
+                                                                     "default collection); GET /v1/collections.")
     filters: QueryFilters | None = None
     prev_next_chunks: int = Field(0, ge=0, le=10, description="Neighbouring chunks of the same document to add.")
 
@@ -100,7 +104,8 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (n, user, ...)
 
     messages: list[ChatMessage] = Field(..., min_length=1)
-    model: str | None = None
+    model: str | None = Field(None, description="A collection's name searches that collection (GET /v1/models "
+                                                "lists them); anything else, the default collection.")
     stream: bool = False
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
@@ -126,6 +131,8 @@ class IngestTextRequest(BaseModel):
 
     file_name: str = Field(..., min_length=1, max_length=200)
     text: str = Field(..., min_length=1)
+    collection: str | None = Field(None, max_length=63, description="The collection to add it to (default: the "
+                                                                     "default collection); GET /v1/collections.")
 
 
 class HandoverPathRequest(BaseModel):
@@ -133,3 +140,21 @@ class HandoverPathRequest(BaseModel):
 
     path: str = Field(..., min_length=1, max_length=4096,
                       description="Absolute path: the folder or file to ingest, or the snapshot to write.")
+    collection: str | None = Field(None, max_length=63, description="The collection to ingest into.")
+
+
+class CollectionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=63,
+                      description="1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit.")
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int
+
+
+class CollectionsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[CollectionOut]

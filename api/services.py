@@ -13,6 +13,10 @@ from api.gate import ModelGate
 from api.jobs import JobQueue
 from ingest.manifest import FileEntry
 from ingest.pipeline import FolderIngestor
+from rag import collections
+from rag.collections import DEFAULT_COLLECTION, UnknownCollection, check_name
+from rag.errors import InvalidRequest
+from rag.keys import KeyStore
 from rag.pipeline import QueryPipeline
 from rag.settings import Settings
 
@@ -21,6 +25,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Services:
+    """One collection's pipeline, ingestor and documents, plus what all collections share (the model gate,
+    the job queue). ``collection(name)`` gives another collection's ``Services``, built on first use over
+    the same loaded models."""
+
     settings: Settings
     pipeline: QueryPipeline
     ingestor: FolderIngestor
@@ -28,9 +36,53 @@ class Services:
     jobs: JobQueue = field(default_factory=JobQueue)
     # Ingestion and deletion change the manifest: one at a time (queries are not blocked by it).
     ingest_lock: threading.Lock = field(default_factory=threading.Lock)
+    name: str = DEFAULT_COLLECTION
+    root: Settings | None = None  # the index folder's settings (the default collection's)
+    keys: KeyStore | None = None  # the index folder's scoped API keys (shared by every collection)
+    _named: dict[str, Services] = field(default_factory=dict)
+    _named_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- collections ------------------------------------------------------------------------------
+    def collection(self, name: str | None) -> Services:
+        """The services of collection ``name`` (None or "default": these); ``UnknownCollection`` if it does
+        not exist."""
+        if name is None or name == self.name:
+            return self
+        root = self.root or self.settings
+        check_name(name)
+        with self._named_lock:
+            if name not in self._named:
+                if not collections.exists(root.index_dir, name):
+                    raise UnknownCollection(name, collections.list_collections(root.index_dir))
+                settings = root.for_collection(name)
+                pipeline = self.pipeline.sibling(settings)
+                self._named[name] = Services.build(settings, pipeline, gate=self.gate, jobs=self.jobs, name=name,
+                                                   root=root)
+            return self._named[name]
+
+    def collections(self) -> list[dict[str, Any]]:
+        root = self.root or self.settings
+        return [{"name": name, "documents": len(self.collection(name).ingestor.manifest)}
+                for name in collections.list_collections(root.index_dir)]
+
+    def create_collection(self, name: str) -> bool:
+        """False when it already existed."""
+        return collections.create((self.root or self.settings).index_dir, check_name(name))
+
+    def delete_collection(self, name: str) -> None:
+        root = self.root or self.settings
+        if name == DEFAULT_COLLECTION:
+            raise InvalidRequest("the default collection cannot be deleted; delete its documents instead")
+        named = self.collection(name)  # UnknownCollection when there is none
+        with named.ingest_lock:
+            with self._named_lock:
+                self._named.pop(name, None)
+            named.pipeline.index.drop()
+            collections.remove(root.index_dir, name)
 
     @classmethod
-    def build(cls, settings: Settings, pipeline: QueryPipeline) -> Services:
+    def build(cls, settings: Settings, pipeline: QueryPipeline, gate: ModelGate | None = None,
+              jobs: JobQueue | None = None, name: str = DEFAULT_COLLECTION, root: Settings | None = None) -> Services:
         ingestor = FolderIngestor(settings, index=pipeline.index, embedder=pipeline.embedder)
         # A server killed in the middle of an ingest left chunks that no manifest entry owns, or entries whose
         # chunks an index lacks: repair before the first query, so that both indexes and the list agree.
@@ -42,7 +94,9 @@ class Services:
         for key, source in redone.items():  # the manifest key is the file's path
             if Path(key).parent != uploads:
                 log.warning("repaired the index at start: %s dropped; ingest its folder again", source)
-        services = cls(settings, pipeline, ingestor, ModelGate(settings.max_waiting_requests))
+        services = cls(settings, pipeline, ingestor, gate or ModelGate(settings.max_waiting_requests),
+                       jobs or JobQueue(), name=name, root=root,
+                       keys=KeyStore((root or settings).index_dir))
         services.resume_uploads()
         return services
 
@@ -50,7 +104,7 @@ class Services:
         """Uploads kept on disk but not in the manifest (the server stopped before their job ended): ingest
         them in a background job, so that an accepted upload is never lost to a crash."""
         uploads = self.settings.uploads.resolve()
-        files = self.ingestor.manifest.files
+        files = self.ingestor.manifest.files  # a copy
         if uploads.is_dir() and any(str(p) not in files for p in uploads.iterdir() if p.is_file()):
             log.warning("resuming uploads that were not ingested when the server stopped")
             self.jobs.submit(uploads.name, lambda: self.ingest(uploads))
@@ -81,7 +135,7 @@ class Services:
         return job.to_dict()
 
     def find(self, key_or_id: str) -> tuple[str, FileEntry] | None:
-        files = dict(self.ingestor.manifest.files)  # a copy: a background ingest may change it meanwhile
+        files = self.ingestor.manifest.files  # a copy, taken under the manifest's lock
         if key_or_id in files:
             return key_or_id, files[key_or_id]
         return next(((k, e) for k, e in files.items() if e.doc_id == key_or_id), None)
@@ -95,7 +149,7 @@ class Services:
                 "content_hash": entry.content_hash, "ingested_at": entry.ingested_at}
 
     def documents(self) -> list[dict[str, Any]]:
-        files = dict(self.ingestor.manifest.files)  # a copy (made under the GIL): ingests may change it meanwhile
+        files = self.ingestor.manifest.files  # a copy, taken under the manifest's lock
         return sorted((self.document(item) for item in files.items()),
                       key=lambda d: d["source"])
 
@@ -106,7 +160,7 @@ class Services:
                 return None
             key, entry = found
             self.ingestor.index.delete(entry.chunk_ids)
-            del self.ingestor.manifest.files[key]
+            self.ingestor.manifest.pop(key)
             self.ingestor.save()
             uploaded = Path(key)
             if uploaded.parent == self.settings.uploads.resolve() and uploaded.exists():

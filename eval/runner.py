@@ -109,7 +109,7 @@ def build_index(dataset: BeirDataset, settings: Settings, embedder: SentenceTran
     ingestor = FolderIngestor(settings, embedder=embedder)
     config = config_key(ingestor.config_parts(".beir"))
     todo = [(p, e) for p, e in _documents(dataset)
-            if (entry := ingestor.manifest.files.get(p.key)) is None
+            if (entry := ingestor.manifest.get(p.key)) is None
             or entry.config_key != config or entry.content_hash != p.content_hash]
     if todo:
         for start in tqdm(range(0, len(todo), _INDEX_BATCH), desc=f"indexing {dataset.name}", unit="batch"):
@@ -182,7 +182,7 @@ class Evaluator:
                 results.append(result)
                 timings[config.name] = time.perf_counter() - started
         return EvalReport(dataset.name, "beir", dataset.split, len(qids), self.ks, results, timings,
-                          self.settings.model_dump(mode="json"))
+                          self.settings.public_dump())
 
     def _retrieval(self, dataset: BeirDataset, qids: list[str], index: DocumentIndex,
                    config: EvalConfig) -> ConfigResult:
@@ -285,7 +285,7 @@ class Evaluator:
                 results.append(result)
                 timings[f"{config.name} [{config.answer_mode}]"] = time.perf_counter() - started
         return EvalReport(path.stem, "qa", "-", len(items), self.ks, results, timings,
-                          self.settings.model_dump(mode="json"))
+                          self.settings.public_dump())
 
 
 def _by_chunker(configs: list[EvalConfig]) -> dict[str, list[EvalConfig]]:

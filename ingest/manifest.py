@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import threading
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
@@ -22,28 +23,68 @@ class FileEntry:
 
 
 class Manifest:
-    """Keyed by absolute file path; saved atomically so a killed run leaves the previous version."""
+    """Keyed by absolute file path; saved atomically so a killed run leaves the previous version.
+
+    Thread-safe: a server answers listings while a background job ingests, so every read and write holds
+    one lock, and readers get copies that later changes cannot touch.
+    """
 
     VERSION = 1
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.files: dict[str, FileEntry] = {}
+        self._lock = threading.RLock()
+        self._files: dict[str, FileEntry] = {}
         if path.exists():
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") != self.VERSION:
                 raise ValueError(f"{path}: unsupported manifest version {data.get('version')!r}")
-            self.files = {key: FileEntry(**entry) for key, entry in data["files"].items()}
+            self._files = {key: FileEntry(**entry) for key, entry in data["files"].items()}
+
+    @property
+    def files(self) -> dict[str, FileEntry]:
+        """A copy of every entry by key."""
+        with self._lock:
+            return {key: _copy(entry) for key, entry in self._files.items()}
+
+    def get(self, key: str) -> FileEntry | None:
+        with self._lock:
+            entry = self._files.get(key)
+            return _copy(entry) if entry is not None else None
+
+    def put(self, key: str, entry: FileEntry) -> None:
+        with self._lock:
+            self._files[key] = _copy(entry)
+
+    def pop(self, key: str) -> FileEntry | None:
+        with self._lock:
+            return self._files.pop(key, None)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._files
 
     def chunk_ids(self) -> set[str]:
-        return {cid for entry in self.files.values() for cid in entry.chunk_ids}
+        with self._lock:
+            return {cid for entry in self._files.values() for cid in entry.chunk_ids}
 
     def save(self) -> None:
+        with self._lock:
+            payload = {"version": self.VERSION, "files": {k: asdict(v) for k, v in sorted(self._files.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        payload = {"version": self.VERSION, "files": {k: asdict(v) for k, v in sorted(self.files.items())}}
+        tmp = self.path.with_suffix(f".{threading.get_ident()}.tmp")  # two savers never share a temp file
         tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
+
+
+def _copy(entry: FileEntry) -> FileEntry:
+    return replace(entry, chunk_ids=list(entry.chunk_ids))
 
 
 def file_hash(path: Path) -> str:

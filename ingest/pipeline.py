@@ -143,7 +143,8 @@ class FolderIngestor:
         self.index = index or DocumentIndex.from_settings(settings)
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
         self.scanner = PageScanner.from_settings(settings)
-        self.pdf = PdfParser(settings.pdf_passwords, settings.pdf_password_map, self.scanner)
+        self.pdf = PdfParser([p.get_secret_value() for p in settings.pdf_passwords],
+                             {k: v.get_secret_value() for k, v in settings.pdf_password_map.items()}, self.scanner)
         self.images = ImageParser(self.scanner)
         self.office = UnstructuredParser()
         self._chunker: Chunker | None = None
@@ -186,7 +187,7 @@ class FolderIngestor:
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 plan.skipped.append(source)
                 continue
-            entry = self.manifest.files.get(key)
+            entry = self.manifest.get(key)
             digest = file_hash(path)
             if (entry is not None and entry.content_hash == digest
                     and entry.config_key == config_key(self.config_parts(path.suffix.lower()))):
@@ -195,7 +196,7 @@ class FolderIngestor:
                 plan.to_ingest.append(PlannedFile(path, source, key, digest))
         if root.is_dir():  # a single file never implies that its neighbours were removed
             prefix = str(root) + "/"
-            plan.to_remove = [k for k in self.manifest.files if k not in seen and k.startswith(prefix)]
+            plan.to_remove = [k for k in self.manifest.keys() if k not in seen and k.startswith(prefix)]
         return plan
 
     def run(self, root: Path, dry_run: bool = False, progress: bool = False, confine: bool = False,
@@ -216,10 +217,12 @@ class FolderIngestor:
                              for s in plan.outside)
         if dry_run:
             report.ingested = [f.source for f in plan.to_ingest]
-            report.removed = [self.manifest.files[k].source for k in plan.to_remove]
+            report.removed = [e.source for e in map(self.manifest.get, plan.to_remove) if e is not None]
             return report
         for key in plan.to_remove:
-            entry = self.manifest.files.pop(key)
+            entry = self.manifest.pop(key)
+            if entry is None:  # removed meanwhile by another request
+                continue
             self.index.delete(entry.chunk_ids)
             report.removed.append(entry.source)
         last_save = time.monotonic()
@@ -311,7 +314,7 @@ class FolderIngestor:
             started = time.perf_counter()
             chunks = self._chunks(elements, planned, doc_id, mtime, (scanned or {}).get(planned.key, {}))
             self._timed("chunk", started)
-            old = self.manifest.files.get(planned.key)
+            old = self.manifest.get(planned.key)
             if old is not None:
                 new_ids = {c.id for c in chunks}
                 stale.extend(cid for cid in old.chunk_ids if cid not in new_ids)
@@ -329,7 +332,7 @@ class FolderIngestor:
             self.index.add(all_chunks, embeddings)
         self._timed("index", started)
         for (planned, _), entry in zip(documents, entries, strict=True):
-            self.manifest.files[planned.key] = entry
+            self.manifest.put(planned.key, entry)
         return entries
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -364,12 +367,12 @@ class FolderIngestor:
         missing = self.index.missing(expected)
         redone: dict[str, str] = {}
         if missing:
-            for key, entry in list(self.manifest.files.items()):
+            for key, entry in self.manifest.files.items():
                 if missing.intersection(entry.chunk_ids):
                     log.warning("%s: %d of its chunks are missing from the index; it will be ingested again",
                                 entry.source, len(missing.intersection(entry.chunk_ids)))
                     self.index.delete(entry.chunk_ids)
-                    del self.manifest.files[key]
+                    self.manifest.pop(key)
                     redone[key] = entry.source
         if removed or missing:
             self.save()

@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import get_args
 
+from rag import collections
+from rag.collections import DEFAULT_COLLECTION
+from rag.keys import ALL_COLLECTIONS, SCOPES, KeyStore
 from rag.offline import ensure_offline
 from rag.settings import ChunkerName, Settings
 
@@ -18,6 +21,15 @@ CHUNKERS = list(get_args(ChunkerName))
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load(args.config, **_cli_overrides(args))
+
+
+def _in_collection(settings: Settings, name: str | None) -> Settings:
+    """The settings of collection ``name`` of the index folder (``UnknownCollection`` when it does not exist)."""
+    if name is None:
+        return settings
+    if not collections.exists(settings.index_dir, name):
+        raise collections.UnknownCollection(name, collections.list_collections(settings.index_dir))
+    return settings.for_collection(name)
 
 
 def _say_waiting(owner) -> None:
@@ -42,7 +54,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return _ingest_by_server(owner, path, args)
     try:
         with ownership.hold("ingest", wait_s=args.wait, on_wait=_say_waiting):
-            return _ingest_here(settings, path, args)
+            if args.collection and not args.dry_run:
+                collections.create(settings.index_dir, args.collection)
+            return _ingest_here(_in_collection(settings, args.collection), path, args)
     except IndexBusy as busy:
         if busy.owner is not None and busy.owner.command == "serve" and not args.dry_run:
             return _ingest_by_server(busy.owner, path, args)  # a server took the index while we waited
@@ -80,10 +94,10 @@ def _ingest_by_server(owner, path: Path, args: argparse.Namespace) -> int:
         from ingest.watch import watch_folder
 
         print(f"watching {path} (Ctrl+C stops)", file=sys.stderr)
-        watch_folder(path, lambda folder: print(handover.ingest(owner, folder, progress=not args.quiet)["summary"],
-                                                flush=True))
+        watch_folder(path, lambda folder: print(handover.ingest(owner, folder, progress=not args.quiet,
+                                                                collection=args.collection)["summary"], flush=True))
         return 0
-    result = handover.ingest(owner, path, progress=not args.quiet)
+    result = handover.ingest(owner, path, progress=not args.quiet, collection=args.collection)
     print(result["summary"])
     return 0
 
@@ -96,13 +110,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     owner = ownership.owner()
     if owner is not None and owner.command == "serve":
         return _ask_server(owner, args)
-    if not settings.chroma_url and not (Path(settings.index_dir) / "manifest.json").exists():
-        print(f"error: no index at {settings.index_dir}: run 'rag ingest FOLDER --index {settings.index_dir}' first",
-              file=sys.stderr)
+    here = _in_collection(settings, args.collection)
+    if not settings.chroma_url and not (Path(here.index_dir) / "manifest.json").exists():
+        where = f" --collection {args.collection}" if args.collection else ""
+        print(f"error: no index at {here.index_dir}: run 'rag ingest FOLDER --index {settings.index_dir}{where}' "
+              "first", file=sys.stderr)
         return 2
     try:
         with ownership.hold("ask", wait_s=args.wait, on_wait=_say_waiting):
-            return _ask_here(settings, args)
+            return _ask_here(here, args)
     except IndexBusy as busy:
         if busy.owner is not None and busy.owner.command == "serve":
             return _ask_server(busy.owner, args)
@@ -124,8 +140,8 @@ def _ask_server(owner, args: argparse.Namespace) -> int:
     """The server owns the index: it answers, so that no second process opens the index."""
     from rag import handover
 
-    body = {k: v for k, v in {"question": args.question, "answer_mode": args.mode, "top_k": args.top_k}.items()
-            if v is not None}
+    body = {k: v for k, v in {"question": args.question, "answer_mode": args.mode, "top_k": args.top_k,
+                              "collection": args.collection}.items() if v is not None}
     answer = handover.ask(owner, body)
     answer["trace"].setdefault("notes", []).append(f"answered by {owner.describe()}")
     _print_answer(answer, args.json)
@@ -160,10 +176,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     watch = Path(args.watch) if args.watch else None
     if watch is not None and not watch.is_dir():
         raise FileNotFoundError(f"no such folder to watch: {watch}")
+    if (host not in ("127.0.0.1", "localhost", "::1") and not settings.secret("api_key")
+            and not KeyStore(settings.index_dir).any() and not args.allow_open):
+        print(f"error: no API key is set, so anyone who reaches {host}:{port} could read every document. Make one "
+              "('rag keys add NAME --scope admin' or RAG_API_KEY), or start with --allow-open to serve without keys",
+              file=sys.stderr)
+        return 2
     ownership = IndexOwnership(settings.index_dir)
     with ownership.hold("serve", url=url) as owner:
         app = create_app(settings, handover_token=owner.token, watch=watch)
         uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Scoped API keys of the index folder: the new key is printed once, as the last line on stdout."""
+    settings = _settings(args)
+    store = KeyStore(settings.index_dir)
+    if args.keys_command == "add":
+        if args.collection != ALL_COLLECTIONS:
+            collections.check_name(args.collection)
+        key = store.add(args.name, args.scope, args.collection)
+        print(f"key {args.name!r}: {args.scope} access to collection {args.collection!r}. It is shown only now; "
+              "send it as 'Authorization: Bearer <key>':")
+        print(key)
+    elif args.keys_command == "list":
+        for stored in store.list():
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(stored.created))
+            print(f"{stored.name}\t{stored.scope}\t{stored.collection}\t{created}")
+    elif not store.revoke(args.name):
+        print(f"error: no key named {args.name!r}", file=sys.stderr)
+        return 2
+    else:
+        print(f"revoked {args.name!r}")
     return 0
 
 
@@ -220,6 +265,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                  "query_expansion": None if args.expansion is None else
                  ([] if args.expansion == "none" else args.expansion.split("+"))}
     settings = settings.with_overrides(**overrides)
+    if args.collection:  # evaluation indexes cached in that collection's folder, its settings otherwise
+        collections.create(settings.index_dir, args.collection)
+        settings = settings.for_collection(args.collection)
     if args.grid is not None:
         configs = grid(args.grid or DEFAULT_GRID, settings)
     elif args.eval_config in NAMED:
@@ -318,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when another 'rag' command holds the index, wait this long for it (default 3600)")
     p.add_argument("--watch", action="store_true",
                    help="after ingesting, keep watching the folder and sync every change (Ctrl+C stops)")
+    p.add_argument("--collection", help="a named collection of the index folder (default: the default one)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
@@ -328,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="sources handed to the model (RAG_TOP_K)")
     p.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
                    help="when 'rag ingest' holds the index, wait this long for it (default 600)")
+    p.add_argument("--collection", help="a named collection of the index folder (default: the default one)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("serve", help="serve the HTTP API")
@@ -335,7 +385,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
     p.add_argument("--watch", metavar="DIR", help="keep the index in sync with this folder while serving")
+    p.add_argument("--allow-open", action="store_true",
+                   help="serve on a non-loopback address without any API key (anyone who reaches it reads all)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("keys", help="scoped API keys: add NAME --collection C --scope read|write|admin, list, revoke")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    q = keys_sub.add_parser("add", help="make a key; it is printed once, as the last line")
+    q.add_argument("name")
+    q.add_argument("--collection", default=DEFAULT_COLLECTION, help="the collection it reaches, or '*' for all")
+    q.add_argument("--scope", choices=SCOPES, default="read",
+                   help="read: questions and lists; write: also ingest and delete; admin: also collections, keys")
+    q = keys_sub.add_parser("list", help="names, scopes and collections (never the keys)")
+    q = keys_sub.add_parser("revoke", help="remove a key")
+    q.add_argument("name")
+    for q in keys_sub.choices.values():
+        q.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("index", help="back up or restore an index: export FILE, import FILE --index DIR")
     index_sub = p.add_subparsers(dest="index_command", required=True)
@@ -375,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two report.json files")
     p.add_argument("--threshold", type=float, default=0.01,
                    help="--compare: a drop beyond this is a regression (exit status 1)")
+    p.add_argument("--collection", help="a named collection of the index folder (default: the default one)")
     p.set_defaults(func=cmd_eval)
     return parser
 
@@ -386,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:  # SnapshotError is a ValueError
+    except (FileNotFoundError, ValueError, LookupError) as exc:  # SnapshotError is a ValueError; no collection
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk or a read-only index folder: said plainly, no traceback

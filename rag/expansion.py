@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from rag.errors import InvalidRequest
 from rag.generator import Generator, SamplingParams, generate
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class QueryExpander:
     def expand(self, question: str, language: str, kinds: tuple[str, ...]) -> list[ExpandedQuery]:
         unknown = set(kinds) - set(EXPANSIONS)
         if unknown:
-            raise ValueError(f"unknown query expansion {sorted(unknown)}; choose from {list(EXPANSIONS)}")
+            raise InvalidRequest(f"unknown query expansion {sorted(unknown)}; choose from {list(EXPANSIONS)}")
         queries = [ExpandedQuery(question, "original")]
         if "decompose" in kinds:
             parts = decompose(question, language)
@@ -100,7 +101,7 @@ class QueryExpander:
 
     def _ask(self, templates: dict[str, str], question: str, language: str) -> str:
         if self.generator is None:
-            raise ValueError("multi-query and hyde expansion need a generator (RAG_LLM_MODEL or RAG_LLM_BASE_URL)")
+            raise InvalidRequest("multi-query and hyde expansion need a generator (RAG_LLM_MODEL or RAG_LLM_BASE_URL)")
         prompt = templates.get(language, templates["en"]).format(q=question, n=self.paraphrases)
         return generate(self.generator, [{"role": "user", "content": prompt}], self.params)
 

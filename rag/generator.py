@@ -64,15 +64,18 @@ class LlamaCppGenerator:
         self.n_threads = n_threads or os.cpu_count() or 1
         self._llm = None
         self.lock = threading.Lock()
+        self._load_lock = threading.Lock()  # two first requests at once load the model once
 
     @property
     def llm(self):
         if self._llm is None:
-            from llama_cpp import Llama
+            with self._load_lock:
+                if self._llm is None:
+                    from llama_cpp import Llama
 
-            log.info("loading GGUF %s", self.model_path)
-            self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                              verbose=False)
+                    log.info("loading GGUF %s", self.model_path)
+                    self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                      verbose=False)
         return self._llm
 
     def warm_up(self) -> None:
@@ -148,5 +151,6 @@ def token_counter(generator: Generator) -> tuple[Callable[[str], int], bool]:
 def generator_from_settings(settings: Settings) -> Generator:
     """The configured backend: an OpenAI-compatible URL when set, else the local GGUF."""
     if settings.llm_base_url:
-        return OpenAICompatibleGenerator(settings.llm_base_url, settings.llm_remote_model, settings.llm_api_key)
+        return OpenAICompatibleGenerator(settings.llm_base_url, settings.llm_remote_model,
+                                         settings.llm_api_key.get_secret_value())
     return LlamaCppGenerator(settings.llm_model, n_ctx=settings.llm_context, n_threads=settings.llm_threads)

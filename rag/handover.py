@@ -35,13 +35,15 @@ def _checked(response) -> dict[str, Any]:
     return response.json()
 
 
-def ingest(owner: Owner, path: Path, progress: bool = True, poll_s: float = 0.5) -> dict[str, Any]:
+def ingest(owner: Owner, path: Path, progress: bool = True, poll_s: float = 0.5,
+           collection: str | None = None) -> dict[str, Any]:
     """Has the server ingest ``path`` (absolute); shows its progress on stderr; returns the job's result."""
     import httpx
 
     try:
         with _client(owner) as client:
-            job = _checked(client.post("/v1/handover/ingest", json={"path": str(path.resolve())}))
+            job = _checked(client.post("/v1/handover/ingest",
+                                       json={"path": str(path.resolve()), "collection": collection}))
             status_url, shown = job["status_url"], None
             while True:
                 state = _checked(client.get(status_url))

@@ -24,16 +24,19 @@ class DocumentIndex:
     and searches (Chroma handles its own concurrency).
     """
 
-    def __init__(self, index_dir: Path, collection: str = "documents", chroma_url: str | None = None) -> None:
+    def __init__(self, index_dir: Path, collection: str = "documents", chroma_url: str | None = None,
+                 chroma_dir: Path | None = None) -> None:
         self.index_dir = Path(index_dir)
-        self.store = ChromaStore(path=self.index_dir / "chroma", collection=collection, url=chroma_url)
+        # Named collections keep their Chroma collection in the index folder's one Chroma store.
+        self.store = ChromaStore(path=Path(chroma_dir) if chroma_dir else self.index_dir / "chroma",
+                                 collection=collection, url=chroma_url)
         self.bm25 = BM25Index(self.index_dir / "bm25.json.gz")
         self._analyzers = {lang: Analyzer(lang) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentIndex:
-        return cls(settings.index_dir, settings.collection, settings.chroma_url)
+        return cls(settings.index_dir, settings.collection, settings.chroma_url, settings.chroma_dir)
 
     def analyzer(self, language: str | None) -> Analyzer:
         return self._analyzers.get(language or "en", self._analyzers["en"])
@@ -61,6 +64,11 @@ class DocumentIndex:
     def save(self) -> None:
         with self.lock:
             self.bm25.save()
+
+    def drop(self) -> None:
+        """Delete the Chroma collection (a deleted ``rag`` collection; its folder goes with the caller)."""
+        with self.lock:
+            self.store.drop()
 
     def reconcile(self, expected_ids: set[str]) -> int:
         """Drop chunks that no manifest entry owns (left by a run that was killed); returns how many."""

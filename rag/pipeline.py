@@ -13,6 +13,7 @@ from itertools import zip_longest
 from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from rag.errors import InvalidRequest
 from rag.expansion import QueryExpander, unproductive_expansions
 from rag.focus import FocusCheck
 from rag.generator import (
@@ -137,6 +138,14 @@ class QueryPipeline:
         with self._reranker_lock:
             self._reranker, self._reranker_fallback = reranker, fallback_reason
 
+    def sibling(self, settings: Settings) -> QueryPipeline:
+        """A pipeline over another collection (``settings.for_collection``) that shares this one's loaded
+        models: embedder (and its sentence cache), generator and re-ranker."""
+        other = QueryPipeline(settings, DocumentIndex.from_settings(settings), self.embedder, self.generator)
+        if settings.rerank:
+            other.use_reranker(self.reranker, self._reranker_fallback)
+        return other
+
     @classmethod
     def from_settings(cls, settings: Settings) -> QueryPipeline:
         embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
@@ -239,7 +248,7 @@ class QueryPipeline:
         evidence; abstain or quote), generate, ground."""
         question = question.strip()
         if not question:
-            raise ValueError("question must not be empty")
+            raise InvalidRequest("question must not be empty")
         opts = options or QueryOptions()
         found = self.search(question, opts)
         trace, language = found.trace, found.language

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from rag.embedder import Embedder
+from rag.errors import InvalidRequest
 from rag.expansion import ExpandedQuery
 from rag.fusion import ReciprocalRankFusion
 from rag.index import DocumentIndex
@@ -65,7 +66,7 @@ class HybridRetriever:
         if candidates < 1:
             raise ValueError(f"candidates must be > 0, got {candidates}")
         if mode not in self.MODES:
-            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+            raise InvalidRequest(f"mode must be one of {self.MODES}, got {mode!r}")
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
@@ -100,7 +101,7 @@ class HybridRetriever:
         if mode is None:
             mode = self.mode
         if mode not in self.MODES:
-            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+            raise InvalidRequest(f"mode must be one of {self.MODES}, got {mode!r}")
         if top_k is None:
             top_k = self.candidates
         where = filters.to_where() if filters else None

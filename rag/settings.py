@@ -10,11 +10,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 AnswerMode = Literal["generative", "extractive", "auto"]
 ChunkerName = Literal["fixed", "sentence-window", "semantic", "double-pass"]
+
+
+SECRET_FIELDS = ("api_key", "llm_api_key", "pdf_passwords", "pdf_password_map")
 
 
 class Settings(BaseSettings):
@@ -25,7 +28,9 @@ class Settings(BaseSettings):
     # --- paths -------------------------------------------------------------------------------
     index_dir: Path = Field(Path(".rag-index"), description="Folder holding the Chroma store, BM25 index and manifest.")
     shared_dir: Path = Field(Path("../shared"), description="Third-party corpus and evaluation sets (tests, benchmarks).")
-    collection: str = Field("documents", min_length=1, description="Chroma collection name.")
+    collection: str = Field("documents", min_length=1, description="Chroma collection name (of the default "
+                                                                      "collection; named ones add -NAME).")
+    chroma_dir: Path | None = Field(None, description="Local Chroma store folder; default: <index_dir>/chroma.")
     chroma_url: str | None = Field(None, description="Use a Chroma server (http://host:port) instead of the local store.")
 
     # --- models ------------------------------------------------------------------------------
@@ -39,7 +44,8 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, description="GGUF file; default: the embedded SmolLM2-135M-Instruct package.")
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible server (LM Studio, Ollama, llama-server); overrides llm_model when set.")
-    llm_api_key: str = Field("not-needed", description="API key sent to the OpenAI-compatible server.")
+    llm_api_key: SecretStr = Field(SecretStr("not-needed"),
+                                   description="API key sent to the OpenAI-compatible server.")
     llm_remote_model: str = Field("local-model", description="Model name sent to the OpenAI-compatible server.")
     llm_context: int = Field(2048, ge=256, le=131072, description="Context window (tokens) for the GGUF model.")
     llm_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; default: all cores.")
@@ -55,8 +61,8 @@ class Settings(BaseSettings):
     dp_appending_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: append while similar.")
     dp_merging_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: merge neighbouring chunks.")
     dp_merging_range: int = Field(1, ge=1, le=2, description="Double-pass: dissimilar chunks a merge may bridge.")
-    pdf_passwords: list[str] = Field(default_factory=list, description="Passwords tried on every encrypted PDF.")
-    pdf_password_map: dict[str, str] = Field(
+    pdf_passwords: list[SecretStr] = Field(default_factory=list, description="Passwords tried on every encrypted PDF.")
+    pdf_password_map: dict[str, SecretStr] = Field(
         default_factory=dict, description='Password per PDF file name, e.g. RAG_PDF_PASSWORD_MAP=\'{"a.pdf": "x"}\'.')
 
     ocr: Literal["auto", "off"] = Field(
@@ -127,7 +133,8 @@ class Settings(BaseSettings):
     # --- server ------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
-    api_key: str | None = Field(None, description="When set, required as a Bearer token on every route but /health.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, required as a Bearer token on every route but /health.")
     open_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json without the API key.")
     upload_dir: Path | None = Field(None, description="Where uploaded documents are kept; default: <index_dir>/uploads.")
     max_upload_mb: float = Field(50.0, gt=0, le=4096, description="Largest accepted upload, in MB.")
@@ -165,6 +172,28 @@ class Settings(BaseSettings):
                 return init_settings, env_settings, TomlConfigSettingsSource(settings_cls), file_secret_settings
 
         return _FromFile(**overrides)
+
+    def public_dump(self) -> dict[str, object]:
+        """The settings as JSON values without any secret (API keys, PDF passwords): what reports, logs and
+        responses may show."""
+        return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+
+    def secret(self, name: str) -> str | None:
+        """A secret setting's value in clear, for the one place that uses it."""
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    def for_collection(self, name: str | None) -> Settings:
+        """These settings pointed at one collection of the index folder (``rag.collections``): its own folder
+        (Chroma store, BM25 index, manifest, uploads) and, on a Chroma server, its own Chroma collection."""
+        from rag.collections import DEFAULT_COLLECTION, collection_dir
+
+        if name is None or name == DEFAULT_COLLECTION:
+            return self
+        return self.with_overrides(index_dir=collection_dir(self.index_dir, name),
+                                   collection=f"{self.collection}-{name}",
+                                   chroma_dir=self.chroma_dir or Path(self.index_dir) / "chroma",
+                                   upload_dir=None if self.upload_dir is None else Path(self.upload_dir) / name)
 
     def with_overrides(self, **changes: object) -> Settings:
         """A validated copy with some fields changed (per-request settings)."""

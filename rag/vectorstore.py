@@ -49,6 +49,10 @@ class ChromaStore:
     def count(self) -> int:
         return self.collection.count()
 
+    def drop(self) -> None:
+        """Delete the whole collection from the store (a deleted ``rag`` collection)."""
+        self.client.delete_collection(self.collection.name)
+
     def add(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
         if len(chunks) != len(embeddings):
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")

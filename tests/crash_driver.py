@@ -22,7 +22,12 @@ def die() -> None:
 
 def arm(point: str) -> None:
     if point.startswith("parse:"):
+        import ingest.pipeline
         from ingest.pdf import PdfParser
+
+        # The scenario is a kill before anything was saved: no periodic save (every 30 s) may come first on a
+        # slow or busy machine, where parsing the first files can take longer than that.
+        ingest.pipeline._SAVE_EVERY_S = float("inf")
 
         name, real_parse = point.split(":", 1)[1], PdfParser.parse
 

@@ -81,7 +81,7 @@ def test_interrupted_run_is_repaired_without_duplicates(tmp_path, demo_copy, emb
     # Simulate a kill after the chunks were written but before the manifest recorded them.
     manifest = Manifest(index_dir / "manifest.json")
     key = next(k for k in manifest.files if k.endswith("prospecto_paracetamol.pdf"))
-    del manifest.files[key]
+    manifest.pop(key)
     manifest.save()
     report = _ingestor(index_dir, embedder).run(demo_copy)
     assert report.repaired_chunks > 0 and report.ingested == ["prospecto_paracetamol.pdf"]

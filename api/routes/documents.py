@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, collection_for, principal_of
 from api.schemas import IngestTextRequest
 from api.services import Services
 from api.uploads import UploadError, check_content, safe_name, store
 
 router = APIRouter(tags=["documents"])
+CollectionParam = Annotated[str | None, Query(max_length=63, description="The collection (default: the default one).")]
 
 
 async def _ingest_now_or_later(services: Services, path: Path) -> JSONResponse:
@@ -31,7 +33,9 @@ async def _ingest_now_or_later(services: Services, path: Path) -> JSONResponse:
 
 
 @router.post("/v1/ingest/file", status_code=200, responses={202: {"description": "queued as a background job"}})
-async def ingest_file(services: ServicesDep, file: UploadFile = File(...)) -> JSONResponse:
+async def ingest_file(services: ServicesDep, request: Request, file: UploadFile = File(...),
+                      collection: CollectionParam = None) -> JSONResponse:
+    services = collection_for(request, services, collection, "write")
     limit = int(services.settings.max_upload_mb * 1e6)
     data = await file.read(limit + 1)
     try:
@@ -44,7 +48,8 @@ async def ingest_file(services: ServicesDep, file: UploadFile = File(...)) -> JS
 
 
 @router.post("/v1/ingest/text")
-async def ingest_text(body: IngestTextRequest, services: ServicesDep) -> JSONResponse:
+async def ingest_text(body: IngestTextRequest, services: ServicesDep, request: Request) -> JSONResponse:
+    services = collection_for(request, services, body.collection, "write")
     try:
         name = safe_name(body.file_name)
         if Path(name).suffix.lower() not in {".txt", ".md"}:
@@ -58,7 +63,9 @@ async def ingest_text(body: IngestTextRequest, services: ServicesDep) -> JSONRes
 
 
 @router.get("/v1/ingest/jobs/{job_id}")
-def ingest_job(job_id: str, services: ServicesDep) -> dict:
+def ingest_job(job_id: str, services: ServicesDep, request: Request) -> dict:
+    if not any(principal_of(request).allows(c, "write") for c in _collection_names(services)):
+        raise HTTPException(403, "ingestion jobs need write access to a collection")
     try:
         return services.job(job_id)
     except LookupError as exc:
@@ -66,12 +73,13 @@ def ingest_job(job_id: str, services: ServicesDep) -> dict:
 
 
 @router.get("/v1/documents")
-def list_documents(services: ServicesDep) -> dict:
-    return {"object": "list", "data": services.documents()}
+def list_documents(services: ServicesDep, request: Request, collection: CollectionParam = None) -> dict:
+    return {"object": "list", "data": collection_for(request, services, collection, "read").documents()}
 
 
 @router.get("/v1/documents/{doc_id}")
-def get_document(doc_id: str, services: ServicesDep) -> dict:
+def get_document(doc_id: str, services: ServicesDep, request: Request, collection: CollectionParam = None) -> dict:
+    services = collection_for(request, services, collection, "read")
     found = services.find(doc_id)
     if found is None:
         raise HTTPException(404, f"document {doc_id!r} not found; GET /v1/documents lists them")
@@ -79,8 +87,16 @@ def get_document(doc_id: str, services: ServicesDep) -> dict:
 
 
 @router.delete("/v1/documents/{doc_id}")
-async def delete_document(doc_id: str, services: ServicesDep) -> dict:
+async def delete_document(doc_id: str, services: ServicesDep, request: Request,
+                          collection: CollectionParam = None) -> dict:
+    services = collection_for(request, services, collection, "write")
     deleted = await asyncio.to_thread(services.delete, doc_id)
     if deleted is None:
         raise HTTPException(404, f"document {doc_id!r} not found; GET /v1/documents lists them")
     return {"deleted": deleted}
+
+
+def _collection_names(services: Services) -> list[str]:
+    from rag import collections
+
+    return collections.list_collections((services.root or services.settings).index_dir)

@@ -53,6 +53,9 @@ def ingest(body: HandoverPathRequest, services: ServicesDep) -> JSONResponse:
         raise HTTPException(422, f"path must be absolute, got {body.path!r}")
     if not path.exists():
         raise HTTPException(404, f"no such file or folder: {body.path}")
+    if body.collection:
+        services.create_collection(body.collection)  # `rag ingest --collection NEW` makes it, as without a server
+    services = services.collection(body.collection)
 
     def work(job) -> dict:
         def on_file(done: int, total: int, source: str) -> None:
@@ -74,6 +77,7 @@ router.get("/jobs/{job_id}")(documents.ingest_job)
 @router.post("/query")
 async def query(body: QueryRequest, services: ServicesDep) -> dict:
     """``rag ask`` while the server owns the index: answered here, so that no second process opens it."""
+    services = services.collection(body.collection)
     if not services.pipeline.ready:
         raise HTTPException(503, "models are still loading; retry in a few seconds", headers={"Retry-After": "5"})
     started = time.perf_counter()

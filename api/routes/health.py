@@ -22,5 +22,5 @@ def ready(services: ServicesDep) -> dict:
         raise HTTPException(503, f"index not readable: {exc}", headers={"Retry-After": "5"}) from exc
     if not services.pipeline.ready:
         raise HTTPException(503, "models are still loading", headers={"Retry-After": "5"})
-    return {"status": "ready", "chunks": chunks, "documents": len(services.ingestor.manifest.files),
+    return {"status": "ready", "chunks": chunks, "documents": len(services.ingestor.manifest),
             "generator": services.pipeline.generator.model_id, "embedder": services.pipeline.embedder.model_id}

@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import ServicesDep, require_ready
+from api.deps import ServicesDep, collection_for, principal_of, require_ready
 from api.routes.query import guarded_stream, sampling, to_filters
 from api.schemas import ChatRequest, EmbeddingsRequest
 from api.services import Services
@@ -29,9 +29,23 @@ router = APIRouter(tags=["openai"], dependencies=[Depends(require_ready)])
 
 
 @router.get("/v1/models")
-def models(services: ServicesDep) -> dict:
-    return {"object": "list", "data": [{"id": services.pipeline.generator.model_id, "object": "model",
-                                        "created": 0, "owned_by": "local"}]}
+def models(services: ServicesDep, request: Request) -> dict:
+    """The local model, then each collection this key may read (a chat completion whose ``model`` names one
+    searches it)."""
+    principal = principal_of(request)
+    return {"object": "list", "data": [
+        {"id": services.pipeline.generator.model_id, "object": "model", "created": 0, "owned_by": "local"},
+        *({"id": c["name"], "object": "model", "created": 0, "owned_by": "collection"}
+          for c in services.collections() if principal.allows(c["name"], "read"))]}
+
+
+def _collection_of(request: Request, services: Services, model: str | None) -> Services:
+    """The collection a chat request's ``model`` names; the default one for any other model name."""
+    from rag import collections
+
+    root = services.root or services.settings
+    named = model if model and model in collections.list_collections(root.index_dir) else None
+    return collection_for(request, services, named, "read")
 
 
 @router.post("/v1/embeddings")
@@ -91,7 +105,8 @@ def _chunk(completion_id: str, model: str, delta: dict, finish: str | None = Non
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: ChatRequest, services: ServicesDep):
+async def chat_completions(body: ChatRequest, services: ServicesDep, request: Request):
+    services = _collection_of(request, services, body.model)
     question, history = _split_messages(body)
     params = sampling(services, temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_tokens,
                       seed=body.seed, top_k=body.top_k, repeat_penalty=body.repeat_penalty)

@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import ServicesDep, require_ready
+from api.deps import ServicesDep, collection_for, require_ready
 from api.schemas import ChunksRequest, ChunksResponse, QueryFilters, QueryRequest, QueryResponse, QueryStreamRequest
 from api.services import Services
 from rag.generator import SamplingParams
@@ -57,10 +57,11 @@ def guarded_stream(services: Services, events: Iterator[str], gated: bool = True
 
 @router.post("/v1/query", response_model=QueryResponse,
              responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "model busy or loading"}})
-async def query(body: QueryStreamRequest, services: ServicesDep):
+async def query(body: QueryStreamRequest, services: ServicesDep, request: Request):
     """Answer a question from the documents, with citations; ``stream: true`` sends server-sent events:
     ``token`` events as the model writes, then one ``answer`` event with the final answer, citations and
     trace (the final answer replaces the tokens when the grounding check rejects them)."""
+    services = collection_for(request, services, body.collection, "read")
     options = query_options(services, body)
     # Answers that need no model (quotes) skip the gate and run fully concurrently.
     gated = services.pipeline.needs_model(options)
@@ -88,8 +89,9 @@ async def query(body: QueryStreamRequest, services: ServicesDep):
 
 
 @router.post("/v1/chunks", response_model=ChunksResponse)
-async def chunks(body: ChunksRequest, services: ServicesDep) -> dict:
+async def chunks(body: ChunksRequest, services: ServicesDep, request: Request) -> dict:
     """Retrieval only: the best chunks for a text, with their documents (no model involved)."""
+    services = collection_for(request, services, body.collection, "read")
     pipeline = services.pipeline
 
     def run() -> list[dict]:
