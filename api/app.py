@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from api.deps import require_api_key
 from api.gate import ModelBusy
 from api.routes import collections, docs, documents, handover, health, openai_compat, query
+from api.schemas import ERROR_RESPONSES
 from api.services import Services
 from ingest.errors import IndexWriteError
 from rag.collections import UnknownCollection
@@ -58,6 +59,11 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
                   openapi_url=None,  # mounted by api/routes/docs.py, behind the key
                   description="Private question answering over your own documents; nothing leaves this machine.")
     app.state.services = Services.build(settings, pipeline or QueryPipeline.from_settings(settings))
+    if settings.cors_origins:  # off unless origins are listed: a browser page elsewhere may not call us
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["authorization", "x-api-key", "content-type"])
     app.state.handover_token = handover_token
 
     @app.exception_handler(RequestValidationError)
@@ -99,5 +105,5 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
     app.include_router(handover.router)  # its own credential: the hand-over token, from loopback only
     app.include_router(docs.router, dependencies=[] if settings.open_docs else [Depends(require_api_key)])
     for router in (health.ready_router, query.router, openai_compat.router, documents.router, collections.router):
-        app.include_router(router, dependencies=[Depends(require_api_key)])
+        app.include_router(router, dependencies=[Depends(require_api_key)], responses=ERROR_RESPONSES)
     return app

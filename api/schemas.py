@@ -158,3 +158,139 @@ class CollectionOut(BaseModel):
 class CollectionsResponse(BaseModel):
     object: Literal["list"] = "list"
     data: list[CollectionOut]
+
+
+class DocumentOut(BaseModel):
+    id: str
+    source: str
+    pages: int
+    chunks: int
+    content_hash: str
+    ingested_at: float
+
+
+class DocumentsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DocumentOut]
+
+
+class DeletedDocument(BaseModel):
+    deleted: DocumentOut
+
+
+class DeletedCollection(BaseModel):
+    deleted: str
+
+
+class FailureOut(BaseModel):
+    source: str
+    reason: str
+    detail: str = ""
+
+
+class IngestResult(BaseModel):
+    ingested: list[str]
+    unchanged: list[str]
+    failed: list[FailureOut]
+    chunks: int
+    pages: int
+    seconds: float
+    documents: list[DocumentOut] = Field(default_factory=list)
+
+
+class JobOut(BaseModel):
+    id: str
+    file_name: str
+    state: Literal["queued", "running", "done", "failed"]
+    created_at: float
+    finished_at: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    progress: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobAccepted(BaseModel):
+    job: JobOut
+    status_url: str
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"] = "ready"
+    chunks: int
+    documents: int
+    generator: str
+    embedder: str
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+class EmbeddingOut(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EmbeddingOut]
+    usage: Usage
+
+
+class ChatMessageOut(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessageOut
+    finish_reason: str
+    sources: list[CitationOut] | None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    trace: dict[str, Any] | None = None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error response: what went wrong in words a person can act on; ``errors`` names the fields of
+    an invalid request; ``request_id`` (500 only) is what the server log names beside the stack trace."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+    request_id: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text} for status, text in (
+        (401, "missing or wrong API key"), (403, "the key may not do this in this collection"),
+        (404, "no such collection, document or job"), (422, "the request is invalid; the message says why"),
+        (500, "a fault of the server; the log has the details under request_id"))}

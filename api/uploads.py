@@ -9,6 +9,7 @@ from io import BytesIO
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ingest.pipeline import SUPPORTED_SUFFIXES
+from ingest.safety import UnsafeFile, check_office_archive
 
 _ZIP_MEMBERS = {".docx": "word/", ".pptx": "ppt/", ".xlsx": "xl/"}
 _TEXT_SUFFIXES = {".csv", ".tsv", ".html", ".htm", ".md", ".markdown", ".eml", ".txt", ".text"}
@@ -52,6 +53,10 @@ def check_content(name: str, data: bytes, max_bytes: int) -> str:
             raise UploadError(f"{name}: named {suffix} but the content is not an Office document", 415) from None
         if not any(m.startswith(_ZIP_MEMBERS[suffix]) for m in members):
             raise UploadError(f"{name}: named {suffix} but the content is another kind of Office file", 415)
+        try:
+            check_office_archive(name, data)
+        except UnsafeFile as exc:
+            raise UploadError(str(exc), 422) from None
     if suffix in _TEXT_SUFFIXES and b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UploadError(f"{name}: named {suffix} but the content is binary", 415)
     return suffix

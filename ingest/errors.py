@@ -18,6 +18,8 @@ CORRUPT = "corrupt or unreadable file"
 EMPTY = "empty document"
 NO_TEXT_LAYER = "no text layer (scanned image)"
 UNSUPPORTED = "unsupported file type"
+UNSAFE = "refused as unsafe to parse"
+TOO_LARGE = "too large to parse"
 
 
 class IndexWriteError(OSError):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ingest.errors import CORRUPT, EMPTY, PASSWORD_REQUIRED, IngestError
+from ingest.errors import CORRUPT, EMPTY, PASSWORD_REQUIRED, UNSAFE, IngestError
+from ingest.safety import ZIP_SUFFIXES, UnsafeFile, check_office_archive
 from ingest.spacy_model import configure_unstructured_spacy
 from ingest.tables import html_table_to_table
 from rag.offline import ensure_offline
@@ -30,6 +31,11 @@ class UnstructuredParser:
     def parse(self, path: Path, source: str) -> list[Element]:
         if path.stat().st_size == 0:
             raise IngestError(source, EMPTY, "0-byte file")
+        if path.suffix.lower() in ZIP_SUFFIXES:
+            try:
+                check_office_archive(source, path)
+            except UnsafeFile as exc:
+                raise IngestError(source, UNSAFE, str(exc).split(": ", 1)[-1]) from exc
         ensure_offline()
         configure_unstructured_spacy()
         from unstructured.partition.auto import partition

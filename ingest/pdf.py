@@ -6,7 +6,7 @@ import logging
 import re
 from pathlib import Path
 
-from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, IngestError
+from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, TOO_LARGE, IngestError
 from ingest.ocr import OcrUnavailable
 from ingest.scan import PageScanner, ScannedPage
 from ingest.tables import Table
@@ -51,7 +51,10 @@ class PdfParser:
     base_version = "pdf-4"
 
     def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None,
-                 scanner: PageScanner | None = None) -> None:
+                 scanner: PageScanner | None = None, max_pages: int = 10_000) -> None:
+        if max_pages < 1:
+            raise ValueError(f"max_pages must be >= 1, got {max_pages}")
+        self.max_pages = max_pages
         self.passwords = list(passwords or [])
         self.password_map = dict(password_map or {})
         self.scanner = scanner  # None: no OCR; pages without a text layer are reported and skipped
@@ -73,11 +76,15 @@ class PdfParser:
             self.scanned = {}
             reader = PdfReader(path, strict=False)
             password = self._unlock(reader, source, path.name)
+            if len(reader.pages) > self.max_pages:  # parse time and memory are bounded per file
+                raise IngestError(source, TOO_LARGE, f"{len(reader.pages)} pages; at most {self.max_pages} are read "
+                                                     "(RAG_MAX_PAGES)")
             page_texts = [_clean(page.extract_text() or "") for page in reader.pages]
         except IngestError:
             raise
-        except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
-            raise IngestError(source, CORRUPT, f"{type(exc).__name__}: {exc}") from exc
+        except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
+                RecursionError) as exc:  # a reference loop in the page tree ends in RecursionError
+            raise IngestError(source, CORRUPT, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         if not page_texts:
             raise IngestError(source, EMPTY, "no pages")
         self.scanned = self._read_scans(path, source, password, page_texts)

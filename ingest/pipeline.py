@@ -144,7 +144,8 @@ class FolderIngestor:
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
         self.scanner = PageScanner.from_settings(settings)
         self.pdf = PdfParser([p.get_secret_value() for p in settings.pdf_passwords],
-                             {k: v.get_secret_value() for k, v in settings.pdf_password_map.items()}, self.scanner)
+                             {k: v.get_secret_value() for k, v in settings.pdf_password_map.items()}, self.scanner,
+                             max_pages=settings.max_pages)
         self.images = ImageParser(self.scanner)
         self.office = UnstructuredParser()
         self._chunker: Chunker | None = None

@@ -185,7 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ownership = IndexOwnership(settings.index_dir)
     with ownership.hold("serve", url=url) as owner:
         app = create_app(settings, handover_token=owner.token, watch=watch)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", root_path=settings.root_path)
     return 0
 
 
@@ -299,7 +299,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, object]:
-    overrides = {"index_dir": getattr(args, "index", None), "chunker": getattr(args, "chunker", None)}
+    overrides = {"index_dir": getattr(args, "index", None), "chunker": getattr(args, "chunker", None),
+                 "root_path": getattr(args, "root_path", None)}
     return {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -385,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
     p.add_argument("--watch", metavar="DIR", help="keep the index in sync with this folder while serving")
+    p.add_argument("--root-path", help="the sub-path a reverse proxy serves the API under, e.g. /rag")
     p.add_argument("--allow-open", action="store_true",
                    help="serve on a non-loopback address without any API key (anyone who reaches it reads all)")
     p.set_defaults(func=cmd_serve)

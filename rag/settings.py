@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     dp_appending_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: append while similar.")
     dp_merging_threshold: float = Field(0.8, ge=-1, le=1, description="Double-pass: merge neighbouring chunks.")
     dp_merging_range: int = Field(1, ge=1, le=2, description="Double-pass: dissimilar chunks a merge may bridge.")
+    max_pages: int = Field(10_000, ge=1, le=1_000_000, description="PDFs with more pages are refused (bounds the "
+                                                                    "parse time and memory of one file).")
     pdf_passwords: list[SecretStr] = Field(default_factory=list, description="Passwords tried on every encrypted PDF.")
     pdf_password_map: dict[str, SecretStr] = Field(
         default_factory=dict, description='Password per PDF file name, e.g. RAG_PDF_PASSWORD_MAP=\'{"a.pdf": "x"}\'.')
@@ -136,6 +138,10 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="When set, required as a Bearer token on every route but /health.")
     open_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json without the API key.")
+    root_path: str = Field("", pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+                           description="The sub-path a reverse proxy serves the API under, e.g. /rag.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API (CORS); none by default.")
     upload_dir: Path | None = Field(None, description="Where uploaded documents are kept; default: <index_dir>/uploads.")
     max_upload_mb: float = Field(50.0, gt=0, le=4096, description="Largest accepted upload, in MB.")
     background_ingest_mb: float = Field(

@@ -45,7 +45,7 @@ def arm(point: str) -> None:
         real_write = Path.write_text
 
         def write_text(self, data, *args, **kwargs):
-            if self.name == "manifest.tmp":
+            if self.name.startswith("manifest.") and self.name.endswith(".tmp"):  # manifest.<thread>.tmp
                 real_write(self, data[: len(data) // 2], *args, **kwargs)
                 die()
             return real_write(self, data, *args, **kwargs)

@@ -46,3 +46,23 @@ def test_what_the_caller_asked_wrong_is_a_422_naming_it(pipeline):
     assert response.status_code == 422 and "query_expansion" in response.text
     response = client.post("/v1/query", json={"question": "   "})
     assert response.status_code == 422 and "question" in response.text
+
+
+def test_behind_a_reverse_proxy_under_a_sub_path(pipeline):
+    # `rag serve --root-path /rag` hands the sub-path to the server (uvicorn), as TestClient does here.
+    client = TestClient(create_app(pipeline.settings, pipeline=pipeline), root_path="/rag")
+    assert client.get("/openapi.json").json()["servers"] == [{"url": "/rag"}]
+    assert "/rag/openapi.json" in client.get("/docs").text
+    assert client.get("/v1/documents").status_code == 200
+
+
+def test_cors_is_off_unless_origins_are_listed(pipeline):
+    preflight = {"origin": "https://intranet.example", "access-control-request-method": "POST"}
+    closed = TestClient(create_app(pipeline.settings, pipeline=pipeline))
+    assert "access-control-allow-origin" not in closed.options("/v1/query", headers=preflight).headers
+    opened = TestClient(create_app(pipeline.settings.with_overrides(cors_origins=["https://intranet.example"]),
+                                   pipeline=pipeline))
+    allowed = opened.options("/v1/query", headers=preflight)
+    assert allowed.headers["access-control-allow-origin"] == "https://intranet.example"
+    other = opened.options("/v1/query", headers=preflight | {"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers

@@ -35,7 +35,8 @@ def live(tmp_path, demo_settings, embedder, llm):
 def test_openai_client(live):
     base, _, _ = live
     client = OpenAI(base_url=f"{base}/v1", api_key="k3y")
-    assert [m.id for m in client.models.list().data] == ["SmolLM2-135M-Instruct.Q4_1.gguf"]
+    # The local model, then the collections (a chat naming one searches it).
+    assert [m.id for m in client.models.list().data] == ["SmolLM2-135M-Instruct.Q4_1.gguf", "default"]
     reply = client.chat.completions.create(model="local", messages=[
         {"role": "system", "content": "Responde en una frase."},
         {"role": "user", "content": "¿Cuántos días por semana se puede teletrabajar?"}])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep, authorize, principal_of
-from api.schemas import CollectionOut, CollectionRequest, CollectionsResponse
+from api.schemas import CollectionOut, CollectionRequest, CollectionsResponse, DeletedCollection
 
 router = APIRouter(tags=["collections"])
 
@@ -29,7 +29,7 @@ def create_collection(body: CollectionRequest, services: ServicesDep, request: R
     return JSONResponse(status_code=201 if created else 200, content={"name": body.name, "documents": documents})
 
 
-@router.delete("/v1/collections/{name}")
+@router.delete("/v1/collections/{name}", response_model=DeletedCollection)
 async def delete_collection(name: str, services: ServicesDep, request: Request) -> dict:
     """Delete a collection with its documents, index and uploads (the default one cannot be deleted)."""
     authorize(request, name, "admin")

@@ -15,7 +15,11 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/openapi.json")
 def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(request.app.openapi())
+    schema = request.app.openapi()
+    root_path = request.scope.get("root_path", "")
+    if root_path:  # behind a reverse proxy under a sub-path: clients must call through it
+        schema = {**schema, "servers": [{"url": root_path}]}
+    return JSONResponse(schema)
 
 
 @router.get("/docs")

@@ -10,7 +10,15 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep, collection_for, principal_of
-from api.schemas import IngestTextRequest
+from api.schemas import (
+    DeletedDocument,
+    DocumentOut,
+    DocumentsResponse,
+    IngestResult,
+    IngestTextRequest,
+    JobAccepted,
+    JobOut,
+)
 from api.services import Services
 from api.uploads import UploadError, check_content, safe_name, store
 
@@ -32,7 +40,8 @@ async def _ingest_now_or_later(services: Services, path: Path) -> JSONResponse:
     return JSONResponse(status_code=200, content=result)
 
 
-@router.post("/v1/ingest/file", status_code=200, responses={202: {"description": "queued as a background job"}})
+@router.post("/v1/ingest/file", status_code=200, response_model=IngestResult,
+             responses={202: {"model": JobAccepted, "description": "queued as a background job"}})
 async def ingest_file(services: ServicesDep, request: Request, file: UploadFile = File(...),
                       collection: CollectionParam = None) -> JSONResponse:
     services = collection_for(request, services, collection, "write")
@@ -47,7 +56,8 @@ async def ingest_file(services: ServicesDep, request: Request, file: UploadFile 
     return await _ingest_now_or_later(services, path)
 
 
-@router.post("/v1/ingest/text")
+@router.post("/v1/ingest/text", response_model=IngestResult,
+             responses={202: {"model": JobAccepted, "description": "queued as a background job"}})
 async def ingest_text(body: IngestTextRequest, services: ServicesDep, request: Request) -> JSONResponse:
     services = collection_for(request, services, body.collection, "write")
     try:
@@ -62,7 +72,7 @@ async def ingest_text(body: IngestTextRequest, services: ServicesDep, request: R
     return await _ingest_now_or_later(services, path)
 
 
-@router.get("/v1/ingest/jobs/{job_id}")
+@router.get("/v1/ingest/jobs/{job_id}", response_model=JobOut)
 def ingest_job(job_id: str, services: ServicesDep, request: Request) -> dict:
     if not any(principal_of(request).allows(c, "write") for c in _collection_names(services)):
         raise HTTPException(403, "ingestion jobs need write access to a collection")
@@ -72,12 +82,12 @@ def ingest_job(job_id: str, services: ServicesDep, request: Request) -> dict:
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.get("/v1/documents")
+@router.get("/v1/documents", response_model=DocumentsResponse)
 def list_documents(services: ServicesDep, request: Request, collection: CollectionParam = None) -> dict:
     return {"object": "list", "data": collection_for(request, services, collection, "read").documents()}
 
 
-@router.get("/v1/documents/{doc_id}")
+@router.get("/v1/documents/{doc_id}", response_model=DocumentOut)
 def get_document(doc_id: str, services: ServicesDep, request: Request, collection: CollectionParam = None) -> dict:
     services = collection_for(request, services, collection, "read")
     found = services.find(doc_id)
@@ -86,7 +96,7 @@ def get_document(doc_id: str, services: ServicesDep, request: Request, collectio
     return services.document(found)
 
 
-@router.delete("/v1/documents/{doc_id}")
+@router.delete("/v1/documents/{doc_id}", response_model=DeletedDocument)
 async def delete_document(doc_id: str, services: ServicesDep, request: Request,
                           collection: CollectionParam = None) -> dict:
     services = collection_for(request, services, collection, "write")

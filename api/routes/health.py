@@ -1,7 +1,7 @@
 from fastapi import APIRouter, HTTPException
 
 from api.deps import ServicesDep
-from api.schemas import Health
+from api.schemas import Health, ReadyOut
 
 router = APIRouter(tags=["health"])  # open: no API key
 ready_router = APIRouter(tags=["health"])
@@ -13,7 +13,7 @@ def health() -> Health:
     return Health()
 
 
-@ready_router.get("/ready")
+@ready_router.get("/ready", response_model=ReadyOut)
 def ready(services: ServicesDep) -> dict:
     """Models loaded and index readable; 503 until then."""
     try:

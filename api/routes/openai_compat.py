@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, collection_for, principal_of, require_ready
 from api.routes.query import guarded_stream, sampling, to_filters
-from api.schemas import ChatRequest, EmbeddingsRequest
+from api.schemas import ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelsResponse
 from api.services import Services
 from rag.generator import Message
 from rag.pipeline import QueryOptions
@@ -28,7 +28,7 @@ from rag.types import Answer
 router = APIRouter(tags=["openai"], dependencies=[Depends(require_ready)])
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=ModelsResponse)
 def models(services: ServicesDep, request: Request) -> dict:
     """The local model, then each collection this key may read (a chat completion whose ``model`` names one
     searches it)."""
@@ -48,7 +48,7 @@ def _collection_of(request: Request, services: Services, model: str | None) -> S
     return collection_for(request, services, named, "read")
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", response_model=EmbeddingsResponse)
 async def embeddings(body: EmbeddingsRequest, services: ServicesDep) -> dict:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or any(not t for t in texts) or len(texts) > 2048:
@@ -104,7 +104,8 @@ def _chunk(completion_id: str, model: str, delta: dict, finish: str | None = Non
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", response_model=ChatCompletion, response_model_exclude_unset=True,
+             responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "model busy or loading"}})
 async def chat_completions(body: ChatRequest, services: ServicesDep, request: Request):
     services = _collection_of(request, services, body.model)
     question, history = _split_messages(body)
