@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
                   openapi_url=None,  # mounted by api/routes/docs.py, behind the key
                   description="Private question answering over your own documents; nothing leaves this machine.")
     app.state.services = Services.build(settings, pipeline or QueryPipeline.from_settings(settings))
+    if settings.audit_log is not None:
+        from api.audit import AuditLog
+
+        AuditLog(settings.audit_log, settings.audit_questions, settings.audit_max_mb).install(app)
     if settings.cors_origins:  # off unless origins are listed: a browser page elsewhere may not call us
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -61,6 +61,7 @@ def authorize(request: Request, collection: str | None, scope: str) -> None:
 def collection_for(request: Request, services: Services, name: str | None, scope: str = "read") -> Services:
     """The services of collection ``name`` once the key is allowed ``scope`` there."""
     authorize(request, name, scope)
+    request.state.collection = name or DEFAULT_COLLECTION  # for the audit log
     return services.collection(name)
 
 

@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     open_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json without the API key.")
     root_path: str = Field("", pattern=r"^(/[A-Za-z0-9._~-]+)*$",
                            description="The sub-path a reverse proxy serves the API under, e.g. /rag.")
+    audit_log: Path | None = Field(None, description="Write one JSON line per request here (off by default); "
+                                                     "rotated at audit_max_mb, 5 files kept.")
+    audit_questions: Literal["hash", "text"] = Field(
+        "hash", description="Audit log: the question's SHA-256 (hash) or its text.")
+    audit_max_mb: float = Field(10.0, gt=0, le=10_000, description="Audit log file size that starts a new file.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API (CORS); none by default.")
     upload_dir: Path | None = Field(None, description="Where uploaded documents are kept; default: <index_dir>/uploads.")

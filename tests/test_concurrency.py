@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from ingest.pipeline import FolderIngestor
 from rag.index import DocumentIndex
 from rag.pipeline import QueryPipeline
 from rag.settings import Settings
-from tests.conftest import DATA, ScriptedGenerator
+from tests.conftest import DATA, ScriptedGenerator, wait_for
 
 
 def test_manifest_readers_never_see_it_change_under_them(tmp_path: Path):
@@ -51,6 +53,7 @@ def test_manifest_readers_never_see_it_change_under_them(tmp_path: Path):
     writers = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
     for thread in writers:
         thread.start()
+    wait_for(lambda: len(manifest) >= 10, "the writers to put entries")  # readers then always find some
     with ThreadPoolExecutor(4) as pool:
         totals = list(pool.map(lambda _: reader(), range(4)))
     stop.set()
@@ -62,7 +65,7 @@ def test_manifest_readers_never_see_it_change_under_them(tmp_path: Path):
     assert 0 < len(Manifest(tmp_path / "manifest.json")) <= 100  # what was saved loads whole
 
 
-def test_questions_and_listings_during_ingests_and_deletions(tmp_path: Path, embedder):
+def test_questions_and_listings_during_ingests_and_deletions(tmp_path: Path, embedder, capsys):
     settings = Settings(index_dir=tmp_path / "index")
     FolderIngestor(settings, embedder=embedder).run(DATA / "politica_teletrabajo.md")
     pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, ScriptedGenerator())
@@ -94,10 +97,16 @@ def test_questions_and_listings_during_ingests_and_deletions(tmp_path: Path, emb
             if docs:
                 record("get", client.get(f"/v1/documents/{docs[-1]['id']}").status_code)
 
+    started = time.perf_counter()
     with ThreadPoolExecutor(5) as pool:
         futures = [pool.submit(ingest_and_delete)] + [pool.submit(read) for _ in range(4)]
         for future in futures:
             future.result()
+    seconds = time.perf_counter() - started
+    with capsys.disabled():  # the figures, for the record
+        kinds = sorted({w for w, _ in statuses})
+        print(f"\nstress: {len(statuses)} requests in {seconds:.1f} s from 5 threads; "
+              + ", ".join(f"{w} {dict(Counter(s for k, s in statuses if k == w))}" for w in kinds))
     assert statuses and not [s for s in statuses if s[1] >= 500], [s for s in statuses if s[1] >= 500][:5]
     # A document listed a moment ago may be deleted before it is fetched: 404 then, never a 500.
     assert {s for w, s in statuses if w == "get"} <= {200, 404}

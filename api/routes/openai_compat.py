@@ -109,6 +109,7 @@ def _chunk(completion_id: str, model: str, delta: dict, finish: str | None = Non
 async def chat_completions(body: ChatRequest, services: ServicesDep, request: Request):
     services = _collection_of(request, services, body.model)
     question, history = _split_messages(body)
+    request.state.question = question
     params = sampling(services, temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_tokens,
                       seed=body.seed, top_k=body.top_k, repeat_penalty=body.repeat_penalty)
     model = services.pipeline.generator.model_id

@@ -62,6 +62,7 @@ async def query(body: QueryStreamRequest, services: ServicesDep, request: Reques
     ``token`` events as the model writes, then one ``answer`` event with the final answer, citations and
     trace (the final answer replaces the tokens when the grounding check rejects them)."""
     services = collection_for(request, services, body.collection, "read")
+    request.state.question = body.question
     options = query_options(services, body)
     # Answers that need no model (quotes) skip the gate and run fully concurrently.
     gated = services.pipeline.needs_model(options)
@@ -84,6 +85,7 @@ async def query(body: QueryStreamRequest, services: ServicesDep, request: Reques
     finally:
         if gated:
             services.gate.leave()
+    request.state.cited = sorted({c.chunk_id.split("-", 1)[0] for c in answer.citations})
     answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return answer.to_dict()
 
