@@ -46,11 +46,13 @@ ocr-deps:
 	  fi; \
 	fi
 
-# The offline tests trace connect() calls (strace) inside a network namespace without network (unshare, ip).
+# The offline tests trace connect() calls (strace) inside a network namespace without network (unshare, ip);
+# the page is tested in Debian's chromium (Playwright drives it; it cannot download a browser here).
 # Without root, what is missing is named and the tests that need it skip.
 system-deps:
 	@missing=""; \
 	for p in $(OCR_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
@@ -59,7 +61,7 @@ system-deps:
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else \
-	    echo "note: Debian packages$$missing are missing and we are not root: the OCR and offline-trace tests that need them will skip"; \
+	    echo "note: Debian packages$$missing are missing and we are not root: the OCR, browser and offline-trace tests that need them will skip"; \
 	  fi; \
 	fi
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import require_api_key
 from api.gate import ModelBusy
-from api.routes import collections, docs, documents, handover, health, openai_compat, query
+from api.routes import collections, docs, documents, handover, health, openai_compat, query, ui
 from api.schemas import ERROR_RESPONSES
 from api.services import Services
 from ingest.errors import IndexWriteError
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
                                                       "request_id": request_id})
 
     app.include_router(health.router)
+    app.include_router(ui.router)  # the page: public, it holds no data (the API behind it needs the key)
     app.include_router(handover.router)  # its own credential: the hand-over token, from loopback only
     app.include_router(docs.router, dependencies=[] if settings.open_docs else [Depends(require_api_key)])
     for router in (health.ready_router, query.router, openai_compat.router, documents.router, collections.router):

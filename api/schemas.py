@@ -20,6 +20,9 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(..., min_length=1, max_length=4000, description="The question, in Spanish or English.")
+    history: list[str] = Field(default_factory=list, max_length=20,
+                               description="The conversation's earlier questions, oldest first: a follow-up "
+                                           "(\"¿Y las leves?\") is searched with their topic.")
     collection: str | None = Field(None, max_length=63, description="The collection to search (default: the "
                                                                      "default collection); GET /v1/collections.")
     top_k: int | None = Field(None, ge=1, le=50, description="Sources handed to the model.")

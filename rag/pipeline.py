@@ -14,6 +14,7 @@ from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.errors import InvalidRequest
+from rag.followup import contextualize
 from rag.expansion import QueryExpander, unproductive_expansions
 from rag.focus import FocusCheck
 from rag.generator import (
@@ -217,6 +218,12 @@ class QueryPipeline:
         with _timed(trace, "language"):
             language = detect_language(question)
         trace.details["language"] = language
+        earlier = [m["content"] for m in opts.history if m.get("role") == "user"]
+        if earlier:  # a follow-up ("¿Y las leves?") is searched with the topic of the question before it
+            searched = contextualize(question, earlier, language)
+            if searched != question:
+                trace.details["follow_up"] = {"asked": question, "searched": searched}
+                question = searched
         kinds = tuple(self.settings.query_expansion if opts.expansion is None else opts.expansion)
         with _timed(trace, "expansion"):
             expansions = self.expander.expand(question, language, kinds) if kinds else []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import ServicesDep, collection_for, principal_of
 from api.schemas import (
@@ -94,6 +95,22 @@ def get_document(doc_id: str, services: ServicesDep, request: Request, collectio
     if found is None:
         raise HTTPException(404, f"document {doc_id!r} not found; GET /v1/documents lists them")
     return services.document(found)
+
+
+@router.get("/v1/documents/{doc_id}/file", response_class=FileResponse,
+            responses={200: {"content": {"application/pdf": {}, "application/octet-stream": {}}}})
+def document_file(doc_id: str, services: ServicesDep, request: Request, collection: CollectionParam = None):
+    """The original file of an indexed document, by its id (never by a path from the client), shown inline so
+    that a browser opens a PDF in its own viewer (add ``#page=N`` to open it at a page)."""
+    services = collection_for(request, services, collection, "read")
+    found = next(((k, e) for k, e in services.ingestor.manifest.files.items() if e.doc_id == doc_id), None)
+    if found is None:
+        raise HTTPException(404, f"document {doc_id!r} not found; GET /v1/documents lists them")
+    path = Path(found[0])
+    if not path.is_file():
+        raise HTTPException(404, f"{found[1].source} is indexed but no longer on disk")
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media, filename=path.name, content_disposition_type="inline")
 
 
 @router.delete("/v1/documents/{doc_id}", response_model=DeletedDocument)

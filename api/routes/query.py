@@ -35,6 +35,7 @@ def sampling(services: Services, **overrides: object) -> SamplingParams:
 
 def query_options(services: Services, body: QueryRequest) -> QueryOptions:
     return QueryOptions(top_k=body.top_k, filters=to_filters(body.filters), answer_mode=body.answer_mode,
+                        history=tuple({"role": "user", "content": q} for q in body.history if q.strip()),
                         retrieval_mode=body.retrieval_mode, rerank=body.rerank,
                         expansion=None if body.query_expansion is None else tuple(body.query_expansion),
                         sampling=sampling(services, temperature=body.temperature, top_p=body.top_p,

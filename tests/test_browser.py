@@ -1,0 +1,145 @@
+"""The web page in a real browser (Debian's chromium driven by Playwright): key prompt, ask, streamed answer,
+sources with the quote highlighted, the cited PDF opened at its page, a follow-up, an abstention, documents
+(upload, delete), in Spanish and English, without console errors. Screenshots go to ``RAG_SCREENSHOTS``
+(default: the test's temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("browser tests need Debian's chromium (apt-get install chromium; make test installs it as root)",
+                allow_module_level=True)
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install '.[test]' brings playwright")
+
+from api.app import create_app  # noqa: E402
+from ingest.pipeline import FolderIngestor  # noqa: E402
+from rag.index import DocumentIndex  # noqa: E402
+from rag.pipeline import QueryPipeline  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from tests.conftest import DATA, serve  # noqa: E402
+
+KEY = "browser-k3y"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, embedder, llm):
+    """`rag serve`'s app on a real uvicorn server over data/, with a key and the embedded GGUF declared
+    capable (so that answers are generated and stream token by token)."""
+    root = tmp_path_factory.mktemp("browser")
+    docs = root / "docs"
+    shutil.copytree(DATA, docs)
+    settings = Settings(index_dir=root / "index", api_key=KEY, llm_capable=True)
+    FolderIngestor(settings, embedder=embedder).run(docs)
+    pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, llm)
+    pipeline.warm_up()
+    with serve(create_app(settings, pipeline=pipeline)) as base:
+        yield base
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("RAG_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _browser_page(pw, locale: str):
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    # The first request without a key is answered 401 (that is how the page learns it needs one): the
+    # browser logs that response as an error, and only that one is expected.
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "401" not in m.text else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return browser, page, errors
+
+
+def _enter_key(page) -> None:
+    page.wait_for_selector("#key-dialog[open]")
+    page.fill("#key", KEY)
+    page.keyboard.press("Enter")
+
+
+def _ask(page, question: str, timeout_ms: int = 240_000):
+    before = page.locator('[data-testid="answer"]').count()
+    page.fill('[data-testid="question"]', question)
+    page.keyboard.press("Enter")  # Enter sends
+    answer = page.locator('[data-testid="answer"]').nth(before)
+    turn = page.locator("article.turn").nth(before)
+    turn.locator("details").wait_for(state="attached", timeout=timeout_ms)  # the final answer arrived
+    return answer, turn
+
+
+def test_ask_read_sources_follow_up_and_abstain_in_spanish(server, shots):
+    with playwright.sync_playwright() as pw:
+        browser, page, errors = _browser_page(pw, "es-ES")
+        page.goto(server + "/")
+        _enter_key(page)  # the page asks for the key on the first 401 and keeps it for the tab
+        assert page.get_attribute("html", "lang") == "es"
+        assert page.get_attribute('[data-testid="question"]', "placeholder") == "Pregunte sobre sus documentos"
+
+        answer, turn = _ask(page, "¿Cuál es la dosis máxima diaria de paracetamol en adultos?")
+        assert "4 g" in answer.inner_text()
+        citations = turn.locator('[data-testid="citation"]')
+        assert citations.count() >= 1 and "prospecto_paracetamol.pdf" in citations.first.inner_text()
+        page.screenshot(path=str(shots / "es-answer-with-sources.png"), full_page=True)
+
+        citations.first.click()
+        mark = page.locator("#source-text mark")
+        assert mark.count() == 1 and mark.inner_text().strip() in answer.inner_text()
+        page.screenshot(path=str(shots / "es-citation-highlighted.png"), full_page=True)
+        with page.context.expect_page() as opened:
+            page.click("#open-file")
+        viewer = opened.value
+        viewer.wait_for_load_state()
+        assert viewer.url.startswith("blob:") and viewer.url.endswith("#page=2")
+        viewer.screenshot(path=str(shots / "es-cited-pdf-at-page.png"))
+        viewer.close()
+
+        follow, follow_turn = _ask(page, "¿Y en niños?")
+        assert "Se buscó" in follow_turn.inner_text()  # the follow-up is searched with the previous topic
+        assert follow_turn.locator('[data-testid="citation"]').count() >= 1
+        page.screenshot(path=str(shots / "es-follow-up.png"), full_page=True)
+
+        none, _ = _ask(page, "¿Quién ganó el mundial de fútbol de 2010?")
+        assert "No he encontrado" in none.inner_text()
+        assert "abstained" in (none.get_attribute("class") or "")
+        page.screenshot(path=str(shots / "es-abstention.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
+
+
+def test_streamed_answer_and_documents_in_english(server, shots, tmp_path):
+    with playwright.sync_playwright() as pw:
+        browser, page, errors = _browser_page(pw, "en-US")
+        page.goto(server + "/")
+        _enter_key(page)
+        answer, turn = _ask(page, "What does error E7 mean on the ThermoLink T200?")
+        assert int(answer.get_attribute("data-tokens") or 0) > 0  # tokens were shown as the model wrote them
+        assert turn.locator('[data-testid="citation"]').count() >= 1
+        page.screenshot(path=str(shots / "en-streamed-answer.png"), full_page=True)
+
+        page.click("#show-docs")
+        rows = page.locator('[data-testid="document"]')
+        rows.first.wait_for()
+        assert rows.count() == 4
+        note = tmp_path / "visiting_hours.md"
+        note.write_text("# Visiting hours\n\nVisitors are welcome from 10:00 to 20:00 every day.", encoding="utf-8")
+        page.set_input_files("#files", str(note))
+        page.locator("#upload-log li", has_text="ingested").wait_for(timeout=120_000)
+        page.locator('[data-testid="document"]', has_text="visiting_hours.md").wait_for()
+        page.screenshot(path=str(shots / "en-documents.png"), full_page=True)
+
+        page.once("dialog", lambda dialog: dialog.accept())  # "Delete visiting_hours.md from the index?"
+        page.get_by_role("button", name="Delete visiting_hours.md").click()
+        page.locator('[data-testid="document"]', has_text="visiting_hours.md").wait_for(state="detached")
+        assert rows.count() == 4
+        browser.close()
+    assert not errors, errors
