@@ -14,9 +14,9 @@ from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
 from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.errors import InvalidRequest
-from rag.followup import contextualize
 from rag.expansion import QueryExpander, unproductive_expansions
 from rag.focus import FocusCheck
+from rag.followup import contextualize, is_follow_up, rewrite_with_model
 from rag.generator import (
     TEMPLATE_TOKENS_PER_MESSAGE,
     Generator,
@@ -219,10 +219,17 @@ class QueryPipeline:
             language = detect_language(question)
         trace.details["language"] = language
         earlier = [m["content"] for m in opts.history if m.get("role") == "user"]
-        if earlier:  # a follow-up ("¿Y las leves?") is searched with the topic of the question before it
-            searched = contextualize(question, earlier, language)
+        if earlier and is_follow_up(question, language):
+            # A follow-up ("¿Y las leves?") is searched with the topic of the question before it: rewritten by
+            # a capable model, else (or when its rewrite is unusable) by rules.
+            searched, how = None, "rules"
+            if self.settings.generates_in_auto:
+                with _timed(trace, "follow_up"):
+                    searched, how = rewrite_with_model(self.generator, question, earlier, language), "model"
+            if searched is None:
+                searched, how = contextualize(question, earlier, language), "rules"
             if searched != question:
-                trace.details["follow_up"] = {"asked": question, "searched": searched}
+                trace.details["follow_up"] = {"asked": question, "searched": searched, "by": how}
                 question = searched
         kinds = tuple(self.settings.query_expansion if opts.expansion is None else opts.expansion)
         with _timed(trace, "expansion"):

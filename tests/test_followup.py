@@ -45,3 +45,27 @@ def test_follow_ups_over_http_query_and_chat(demo_settings, embedder):
         {"role": "user", "content": "¿Y en niños?"}]}).json()
     assert chat["trace"]["follow_up"]["asked"] == "¿Y en niños?"
     assert "prospecto_paracetamol.pdf" in {s["source"] for s in chat["choices"][0]["sources"]}
+
+
+def test_a_capable_model_rewrites_follow_ups_and_a_bad_rewrite_falls_back_to_the_rules(demo_settings, embedder):
+    from rag.followup import rewrite_with_model
+    from rag.pipeline import QueryOptions
+
+    good = ScriptedGenerator("¿Cuál es la dosis máxima diaria de paracetamol en niños?")
+    assert rewrite_with_model(good, "¿Y en niños?", [PREVIOUS], "es") == \
+        "¿Cuál es la dosis máxima diaria de paracetamol en niños?"
+    # A rewrite that drops what the follow-up asks ("niños"), or that rambles, is not used.
+    assert rewrite_with_model(ScriptedGenerator("¿Cómo son los tres días de paracetamol en adultos?"),
+                              "¿Y en niños?", [PREVIOUS], "es") is None
+    assert rewrite_with_model(ScriptedGenerator("Claro.\n¿Dosis en niños?"), "¿Y en niños?", [PREVIOUS], "es") is None
+
+    capable = demo_settings.with_overrides(llm_capable=True)
+    history = ({"role": "user", "content": PREVIOUS},)
+    pipeline = QueryPipeline(capable, DocumentIndex.from_settings(capable), embedder,
+                             ScriptedGenerator("¿Cuál es la dosis máxima diaria de paracetamol en niños?"))
+    found = pipeline.search("¿Y en niños?", QueryOptions(history=history))
+    assert found.trace.details["follow_up"]["by"] == "model" and found.question.endswith("en niños?")
+    pipeline = QueryPipeline(capable, DocumentIndex.from_settings(capable), embedder,
+                             ScriptedGenerator("No sé."))
+    found = pipeline.search("¿Y en niños?", QueryOptions(history=history))
+    assert found.trace.details["follow_up"]["by"] == "rules" and "paracetamol" in found.question
