@@ -115,9 +115,9 @@ def test_ask_read_sources_follow_up_and_abstain(server, shots, lang):
             page.click("#open-file")
         viewer = opened.value
         viewer.wait_for_load_state()
-        # Headless chromium opens the PDF viewer without painting it: the screenshot is blank, the URL is
-        # what proves the page.
+        # The URL proves the page; the screenshot shows the viewer there.
         assert viewer.url.startswith("blob:") and viewer.url.endswith(f"#page={case['page']}")
+        viewer.wait_for_timeout(3000)  # for the picture only: the viewer paints its pages after loading
         viewer.screenshot(path=str(shots / f"{lang}-cited-pdf-at-page.png"))
         viewer.close()
 
