@@ -28,7 +28,7 @@ def require_api_key(request: Request) -> None:
     against ``RAG_API_KEY`` (an admin key) and the scoped keys of ``rag keys``. With neither configured,
     anyone may ask (the server then listens on loopback only, unless told otherwise)."""
     services = request.app.state.services
-    admin = (services.root or services.settings).secret("api_key")
+    admin = services.index_settings.secret("api_key")
     store = services.keys
     if not admin and not store.any():
         request.state.principal = OPEN

@@ -43,12 +43,20 @@ class Services:
     _named_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- collections ------------------------------------------------------------------------------
+    @property
+    def index_settings(self) -> Settings:
+        """The index folder's settings (the default collection's), whichever collection these services are."""
+        return self.root or self.settings
+
+    def collection_names(self) -> list[str]:
+        return collections.list_collections(self.index_settings.index_dir)
+
     def collection(self, name: str | None) -> Services:
         """The services of collection ``name`` (None or "default": these); ``UnknownCollection`` if it does
         not exist."""
         if name is None or name == self.name:
             return self
-        root = self.root or self.settings
+        root = self.index_settings
         check_name(name)
         with self._named_lock:
             if name not in self._named:
@@ -61,16 +69,14 @@ class Services:
             return self._named[name]
 
     def collections(self) -> list[dict[str, Any]]:
-        root = self.root or self.settings
         return [{"name": name, "documents": len(self.collection(name).ingestor.manifest)}
-                for name in collections.list_collections(root.index_dir)]
+                for name in self.collection_names()]
 
     def create_collection(self, name: str) -> bool:
         """False when it already existed."""
-        return collections.create((self.root or self.settings).index_dir, check_name(name))
+        return collections.create(self.index_settings.index_dir, check_name(name))
 
     def delete_collection(self, name: str) -> None:
-        root = self.root or self.settings
         if name == DEFAULT_COLLECTION:
             raise InvalidRequest("the default collection cannot be deleted; delete its documents instead")
         named = self.collection(name)  # UnknownCollection when there is none
@@ -78,7 +84,7 @@ class Services:
             with self._named_lock:
                 self._named.pop(name, None)
             named.pipeline.index.drop()
-            collections.remove(root.index_dir, name)
+            collections.remove(self.index_settings.index_dir, name)
 
     @classmethod
     def build(cls, settings: Settings, pipeline: QueryPipeline, gate: ModelGate | None = None,

@@ -59,12 +59,20 @@ class KeyStore:
     def __init__(self, index_dir: Path) -> None:
         self.path = Path(index_dir) / "keys.json"
         self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int, int] | None, dict[str, StoredKey]] = (None, {})
 
     def _load(self) -> dict[str, StoredKey]:
-        if not self.path.exists():
+        """The stored keys, read again only when the file changed (every request checks a key; `rag keys`
+        in another process changes the file, so a revoked key still stops at once)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
             return {}
-        data = json.loads(self.path.read_text(encoding="utf-8"))
-        return {k["name"]: StoredKey(**k) for k in data.get("keys", [])}
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a save replaces the file: a new inode
+        if self._cached[0] != stamp:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self._cached = (stamp, {k["name"]: StoredKey(**k) for k in data.get("keys", [])})
+        return dict(self._cached[1])
 
     def _save(self, keys: dict[str, StoredKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

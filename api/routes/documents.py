@@ -75,7 +75,7 @@ async def ingest_text(body: IngestTextRequest, services: ServicesDep, request: R
 
 @router.get("/v1/ingest/jobs/{job_id}", response_model=JobOut)
 def ingest_job(job_id: str, services: ServicesDep, request: Request) -> dict:
-    if not any(principal_of(request).allows(c, "write") for c in _collection_names(services)):
+    if not any(principal_of(request).allows(c, "write") for c in services.collection_names()):
         raise HTTPException(403, "ingestion jobs need write access to a collection")
     try:
         return services.job(job_id)
@@ -122,8 +122,3 @@ async def delete_document(doc_id: str, services: ServicesDep, request: Request,
         raise HTTPException(404, f"document {doc_id!r} not found; GET /v1/documents lists them")
     return {"deleted": deleted}
 
-
-def _collection_names(services: Services) -> list[str]:
-    from rag import collections
-
-    return collections.list_collections((services.root or services.settings).index_dir)

@@ -41,10 +41,7 @@ def models(services: ServicesDep, request: Request) -> dict:
 
 def _collection_of(request: Request, services: Services, model: str | None) -> Services:
     """The collection a chat request's ``model`` names; the default one for any other model name."""
-    from rag import collections
-
-    root = services.root or services.settings
-    named = model if model and model in collections.list_collections(root.index_dir) else None
+    named = model if model and model in services.collection_names() else None
     return collection_for(request, services, named, "read")
 
 
