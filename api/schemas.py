@@ -222,7 +222,8 @@ class ReadyOut(BaseModel):
     chunks: int
     documents: int
     generator: str
-    embedder: str
+    embedder: str = Field(description="Judge embedder: evidence, grounding, compression.")
+    dense: str = Field("", description="Embedder of the dense index (its vectors and the queries').")
 
 
 class ModelOut(BaseModel):

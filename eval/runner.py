@@ -28,6 +28,7 @@ from eval.metrics import DEFAULT_KS, evaluate_run
 from eval.qa import QAItem
 from ingest.manifest import config_key
 from ingest.pipeline import FolderIngestor, PlannedFile
+from rag.documents import rank_documents
 from rag.embedder import CachedEmbedder, SentenceTransformerEmbedder
 from rag.generator import Generator, generator_from_settings
 from rag.index import DocumentIndex
@@ -50,12 +51,14 @@ class ConfigResult:
     metrics: dict[str, float] = field(default_factory=dict)
     run: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    query_ms: dict[str, float] = field(default_factory=dict)  # retrieval time per query id
+    carried_by: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # query -> top document -> chunks
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "metrics": self.metrics, "latency_ms": self.latency_ms,
-                "notes": self.notes}
+                "notes": self.notes, "carried_by": self.carried_by}
 
 
 @dataclass
@@ -196,13 +199,10 @@ class Evaluator:
             started = time.perf_counter()
             hits = pipeline.search(dataset.queries[qid], depth=depth).hits  # the answers' own retrieval step
             latencies.append((time.perf_counter() - started) * 1000)
-            ranking: list[tuple[str, float]] = []
-            seen: set[str] = set()
-            for hit in hits:  # a document ranks where its best chunk ranks
-                if hit.chunk.metadata.source not in seen:
-                    seen.add(hit.chunk.metadata.source)
-                    ranking.append((hit.chunk.metadata.source, hit.score))
-            result.run[qid] = ranking
+            result.query_ms[qid] = latencies[-1]
+            documents = rank_documents(hits, decay=self.settings.document_decay)
+            result.run[qid] = [(d.source, d.score) for d in documents]
+            result.carried_by[qid] = {d.source: list(d.chunk_ids) for d in documents[:10]}
         qrels = {q: dataset.qrels[q] for q in qids}
         result.metrics = evaluate_run({q: [d for d, _ in r] for q, r in result.run.items()}, qrels, self.ks)
         result.latency_ms = {f"retrieval_{k}": v for k, v in _percentiles(latencies).items()}

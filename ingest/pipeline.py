@@ -28,7 +28,7 @@ from ingest.office import OFFICE_SUFFIXES, UnstructuredParser
 from ingest.pdf import PdfParser
 from ingest.scan import PageScanner, ScannedPage
 from rag.analysis import detect_language
-from rag.embedder import SentenceTransformerEmbedder
+from rag.embedder import SentenceTransformerEmbedder, dense_embedder
 from rag.index import DocumentIndex
 from rag.settings import Settings
 from rag.types import Chunk, ChunkMetadata, Element
@@ -140,6 +140,8 @@ class FolderIngestor:
         self.settings = settings
         self.embedder = embedder or SentenceTransformerEmbedder(settings.embedder_model,
                                                                 batch_size=settings.embed_batch_size)
+        # The judge embedder counts chunk tokens and finds semantic breakpoints; the dense one makes the vectors.
+        self.dense = dense_embedder(settings.dense_model, self.embedder, settings.embed_batch_size)
         self.index = index or DocumentIndex.from_settings(settings)
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
         self.scanner = PageScanner.from_settings(settings)
@@ -169,7 +171,7 @@ class FolderIngestor:
         parser = (self.pdf.version if suffix == ".pdf" else self.images.version if suffix in IMAGE_SUFFIXES
                   else self.office.version)
         return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
-                "embedder": self.embedder.model_id}
+                "embedder": self.dense.model_id}
 
     def plan(self, root: Path, confine: bool = False) -> Plan:
         """What to ingest, keep and remove. ``confine``: files that resolve outside ``root`` (symbolic links
@@ -330,7 +332,7 @@ class FolderIngestor:
         started = time.perf_counter()
         with self.index.lock:  # one change for readers: the old version goes as the new one arrives
             self.index.delete(stale)
-            self.index.add(all_chunks, embeddings)
+            self.index.add(all_chunks, embeddings, model_id=self.dense.model_id)
         self._timed("index", started)
         for (planned, _), entry in zip(documents, entries, strict=True):
             self.manifest.put(planned.key, entry)
@@ -339,8 +341,8 @@ class FolderIngestor:
     def _embed(self, texts: list[str]) -> np.ndarray:
         step = self.settings.embed_batch_size * 8
         if len(texts) <= step or not self._progress:
-            return self.embedder.embed(texts)
-        parts = [self.embedder.embed(texts[i:i + step])
+            return self.dense.embed(texts)
+        parts = [self.dense.embed(texts[i:i + step])
                  for i in tqdm(range(0, len(texts), step), desc="embedding", unit="batch", leave=False)]
         return np.concatenate(parts)
 

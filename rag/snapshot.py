@@ -106,7 +106,7 @@ def import_snapshot(snapshot: Path, index_dir: Path, print_: dict[str, object], 
     if info.fingerprint.get("embedder") != print_.get("embedder"):
         raise SnapshotError(
             f"{snapshot} was made with the embedder {info.fingerprint.get('embedder')!r}, but this index uses "
-            f"{print_.get('embedder')!r} (RAG_EMBEDDER_MODEL): its vectors would not match the questions'. "
+            f"{print_.get('embedder')!r} (RAG_DENSE_MODEL): its vectors would not match the questions'. "
             "Configure the same embedder, or ingest the documents again.")
     if (index_dir / "manifest.json").exists():
         raise SnapshotError(f"{index_dir} already holds an index: import into a new folder")
@@ -126,6 +126,8 @@ def import_snapshot(snapshot: Path, index_dir: Path, print_: dict[str, object], 
         index.store.collection.upsert(ids=[r["id"] for r in part], documents=[r["text"] for r in part],
                                       metadatas=[r["metadata"] for r in part],
                                       embeddings=matrix[start:start + _BATCH].tolist())
+    index.record_vector_model(str(info.fingerprint.get("embedder")))
+    index.rebuild_windows()  # derived from the stored chunks and vectors
     if bm25 is not None:
         (index_dir / "bm25.json.gz").write_bytes(bm25)
     tmp = index_dir / "manifest.tmp"

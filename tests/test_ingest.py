@@ -132,7 +132,7 @@ def test_chunk_size_never_exceeds_what_the_embedder_embeds(tmp_path, embedder):
     assert len(lengths["over.txt"]) > 1 and max(lengths["over.txt"]) <= limit  # split, never cut by the model
 
 
-def test_queries_during_a_change_see_a_document_before_or_after_it(tmp_path, embedder):
+def test_queries_during_a_change_see_a_document_before_or_after_it(tmp_path, embedder, dense):
     import threading
 
     from rag.retriever import HybridRetriever
@@ -147,7 +147,7 @@ def test_queries_during_a_change_see_a_document_before_or_after_it(tmp_path, emb
     settings = Settings(index_dir=tmp_path / "index")
     ingestor = FolderIngestor(settings, embedder=embedder)
     ingestor.run(docs)
-    retriever = HybridRetriever.from_settings(ingestor.index, embedder, settings)
+    retriever = HybridRetriever.from_settings(ingestor.index, dense, settings)
     seen: list[set[str]] = []
     done = threading.Event()
 

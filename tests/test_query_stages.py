@@ -110,13 +110,14 @@ def test_generation_trace_reports_compression_and_prompt_tokens(demo_settings, e
     assert "compression" in answer.trace.timings_ms
 
 
-def test_dense_ranking_counts_less_in_languages_the_embedder_lacks(demo_settings, embedder):
+def test_dense_ranking_counts_less_in_languages_the_dense_model_lacks(demo_settings, dense):
     from rag.retriever import HybridRetriever
 
-    retriever = HybridRetriever.from_settings(DocumentIndex.from_settings(demo_settings), embedder, demo_settings)
-    assert demo_settings.embedder_languages == ["en"]
+    # A dense model declared English-only (as all-MiniLM-L6-v2 is); sentence rankings only, to see the weights.
+    settings = demo_settings.with_overrides(dense_languages=["en"], window_weight=0.0)
+    retriever = HybridRetriever.from_settings(DocumentIndex.from_settings(settings), dense, settings)
     assert retriever.fusion_for("en").weights.get("dense", 1.0) == 1.0
-    assert retriever.fusion_for("es").weights["dense"] == demo_settings.dense_weight_other_languages == 0.0
+    assert retriever.fusion_for("es").weights["dense"] == settings.dense_weight_other_languages == 0.0
     hits = retriever.retrieve("¿Cuántos días se puede teletrabajar?", "es").hits
     bm25_order = [h.chunk.id for h in sorted((h for h in hits if "bm25" in h.ranks), key=lambda h: h.ranks["bm25"])]
     assert [h.chunk.id for h in hits[:len(bm25_order)]] == bm25_order

@@ -97,5 +97,5 @@ def export(body: HandoverPathRequest, services: ServicesDep) -> dict:
     settings = services.settings
     with services.ingest_lock:
         info = export_snapshot(services.pipeline.index, Path(settings.index_dir),
-                               fingerprint(settings, services.pipeline.embedder.model_id), target)
+                               fingerprint(settings, services.pipeline.dense.model_id), target)
     return {"summary": info.summary(), "chunks": info.chunks, "documents": info.documents}

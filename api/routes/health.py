@@ -23,4 +23,5 @@ def ready(services: ServicesDep) -> dict:
     if not services.pipeline.ready:
         raise HTTPException(503, "models are still loading", headers={"Retry-After": "5"})
     return {"status": "ready", "chunks": chunks, "documents": len(services.ingestor.manifest),
-            "generator": services.pipeline.generator.model_id, "embedder": services.pipeline.embedder.model_id}
+            "generator": services.pipeline.generator.model_id, "embedder": services.pipeline.embedder.model_id,
+            "dense": services.pipeline.dense.model_id}

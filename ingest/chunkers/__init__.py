@@ -1,6 +1,6 @@
 """Chunkers: turn parsed elements into retrieval units. Chosen by ``Settings.chunker``."""
 
-from ingest.chunkers.base import Chunker, ChunkDraft, TokenCounter
+from ingest.chunkers.base import ChunkDraft, Chunker, TokenCounter
 from ingest.chunkers.double_pass import DoublePassMergingChunker
 from ingest.chunkers.fixed import FixedSizeChunker
 from ingest.chunkers.semantic import Embed, SemanticChunker

