@@ -191,8 +191,7 @@ class QueryPipeline:
         """Models loaded (backends without a load step count as loaded) and, once a warm-up started, done."""
         if getattr(self, "_warming", False):
             return False
-        parts = [self.embedder, self.generator] + ([self.dense] if self.settings.retrieval_mode != "bm25" else [])
-        return all(getattr(part, "loaded", True) for part in parts)
+        return all(getattr(part, "loaded", True) for part in (self.embedder, self.generator))
 
     def effective_mode(self, options: QueryOptions | None = None) -> AnswerMode:
         """The answer mode a request runs in: ``auto`` without a capable model quotes (``extractive``)."""
