@@ -112,11 +112,10 @@ def run(folder: Path, systems: list[str], settings: Settings, work: Path) -> dic
     dataset = load_beir(folder)
     qids = sorted(dataset.qrels)
     baselines = WholeDocumentBaselines(dataset, work / "baselines")
-    runs: dict[str, tuple[dict[str, list[str]], dict[str, float], float, str]] = {}
+    runs: dict[str, tuple[dict[str, list[str]], dict[str, float], float]] = {}  # name -> rankings, ms, index s
 
     def keep(result: BaselineRun) -> None:
-        runs[result.name] = (result.run, dict(zip(qids, result.latencies_ms, strict=True)), result.index_s,
-                             result.name)
+        runs[result.name] = (result.run, dict(zip(qids, result.latencies_ms, strict=True)), result.index_s)
 
     bm25 = baselines.bm25(qids) if {"bm25", "rrf-minilm", "rrf-e5"} & set(systems) else None
     if "bm25" in systems:
@@ -136,10 +135,11 @@ def run(folder: Path, systems: list[str], settings: Settings, work: Path) -> dic
             product = settings.with_overrides(index_dir=work / f"product-{system}", **overrides)
             found, latencies, index_s, name = _product(folder, product)
             label = f"{'previous default' if system == 'previous' else 'new default'} ({name}, {product.dense_model})"
-            runs[label] = (found, latencies, index_s, label)
-    out: dict[str, object] = {"dataset": dataset.name, "queries": len(qids), "halves": {}}
+            runs[label] = (found, latencies, index_s)
+    out: dict[str, object] = {"dataset": dataset.name, "queries": len(qids), "halves": {}, "counts": {}}
     for half, chosen in halves(qids).items():
-        out["halves"][half] = [_row(name, r, dataset, chosen, lat, idx) for name, (r, lat, idx, _) in runs.items()]
+        out["halves"][half] = [_row(name, r, dataset, chosen, lat, idx) for name, (r, lat, idx) in runs.items()]
+        out["counts"][half] = len(chosen)
     return out
 
 
@@ -165,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = run(folder, systems, Settings(), work)
     rows = result["halves"][args.half]
-    count = len(halves([str(i) for i in range(result["queries"])])[args.half])
-    print(table(rows, f"{result['dataset']}, {args.half} half ({count} queries)"))
+    print(table(rows, f"{result['dataset']}, {args.half} half ({result['counts'][args.half]} queries)"))
     print(f"\n(run took {time.perf_counter() - started:.0f} s; indexes in {work})")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -47,9 +47,11 @@ class DocumentIndex:
         self._analyzers = {lang: Analyzer(lang) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
         self._vectors_path = self.index_dir / "vectors.json"
+        self._vector_model: tuple[int, str | None] | None = None  # (file mtime, model), read again on change
+        before_windows = bool(len(self.bm25)) and not self.bm25_windows.path.exists()
         # An index made before window units and the vectors' model were recorded (by the judge embedder).
-        self.legacy = bool(len(self.bm25)) and not self.bm25_windows.path.exists() and not self._vectors_path.exists()
-        if len(self.bm25) and not self.bm25_windows.path.exists():
+        self.legacy = before_windows and not self._vectors_path.exists()
+        if before_windows:
             self.rebuild_windows()
 
     @classmethod
@@ -63,9 +65,16 @@ class DocumentIndex:
     def vector_model(self) -> str | None:
         """Id of the model that made the stored vectors (None: not recorded, an index older than the record)."""
         try:
-            return json.loads(self._vectors_path.read_text(encoding="utf-8")).get("model")
-        except (OSError, ValueError, AttributeError):
+            mtime = self._vectors_path.stat().st_mtime_ns
+        except OSError:
             return None
+        if self._vector_model is None or self._vector_model[0] != mtime:  # queries ask each time: read on change
+            try:
+                model = json.loads(self._vectors_path.read_text(encoding="utf-8")).get("model")
+            except (OSError, ValueError, AttributeError):
+                model = None
+            self._vector_model = (mtime, model)
+        return self._vector_model[1]
 
     def record_vector_model(self, model_id: str) -> None:
         if self.vector_model != model_id:
@@ -77,7 +86,7 @@ class DocumentIndex:
     def add(self, chunks: list[Chunk], embeddings: np.ndarray, model_id: str | None = None) -> None:
         terms = {c.id: self.analyzer(c.metadata.language).terms(c.text) for c in chunks}
         windowed, vectors = window_units(chunks, embeddings)
-        window_terms = {c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text) for c in windowed}
+        window_terms = self._window_terms(windowed)
         with self.lock:
             if model_id is not None:
                 self.record_vector_model(model_id)
@@ -93,6 +102,9 @@ class DocumentIndex:
             self.windows.delete(ids)
             self.bm25.delete(ids)
             self.bm25_windows.delete(ids)
+
+    def _window_terms(self, chunks: list[Chunk]) -> dict[str, list[str]]:
+        return {c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text) for c in chunks}
 
     def search_windows_bm25(self, terms: list[str], n: int,
                             allowed: set[str] | None = None) -> list[tuple[str, float]]:
@@ -118,8 +130,7 @@ class DocumentIndex:
                 windowed, window_vectors = window_units(part, np.stack([vectors[cid] for cid in members]))
                 if windowed:
                     self.windows.add(windowed, window_vectors)
-                    self.bm25_windows.add({c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text)
-                                           for c in windowed})
+                    self.bm25_windows.add(self._window_terms(windowed))
                     added += len(windowed)
             self.bm25_windows.save()
         if added:

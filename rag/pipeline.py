@@ -120,8 +120,8 @@ class QueryPipeline:
         # The dense index's model (multilingual E5 by default) embeds the queries; the judge embedder above
         # scores evidence, grounding and compression, where its calibration holds.
         self.dense = dense_embedder(settings.dense_model, embedder, settings.embed_batch_size)
-        self.retriever = HybridRetriever.from_settings(index, self.dense, settings)
-        self.retriever.legacy_vector_model = getattr(embedder, "model_id", None)
+        self.retriever = HybridRetriever.from_settings(index, self.dense, settings,
+                                                       legacy_vector_model=getattr(embedder, "model_id", None))
         self.grounder = Grounder(self._query_embedder, idf=index.idf)
         self.expander = QueryExpander(generator)
         count, self._exact_tokens = token_counter(generator)
@@ -397,10 +397,12 @@ class QueryPipeline:
         trace.details["answer_mode"] = "extractive"
         # The same sentence can come twice (alone, and after its heading in another chunk): quote it once.
         kept: list[tuple[Unit, float]] = []
+        seen: list[str] = []
         for unit, score in quotes:
             words = " ".join(unit.text.split())
-            if not any(words in " ".join(k.text.split()) or " ".join(k.text.split()) in words for k, _ in kept):
+            if not any(words in other or other in words for other in seen):
                 kept.append((unit, score))
+                seen.append(words)
         quotes = kept
         text = "\n".join(f"{unit.text.strip()} [{unit.source_index}]" for unit, _ in quotes)
         cited = sorted({unit.source_index for unit, _ in quotes})

@@ -19,6 +19,7 @@ from rag.types import ScoredChunk
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Filters:
     """Metadata filters applied to both retrievers."""
@@ -88,15 +89,17 @@ class HybridRetriever:
         self.other_language_dense_weight = other_language_dense_weight
         self.window_weight = window_weight
         self.legacy_vector_model = legacy_vector_model
+        self._warned = False  # a vector-model mismatch is logged once, then only traced
 
     @classmethod
     def from_settings(cls, index: DocumentIndex, embedder: Embedder, settings: Settings,
-                      candidates: int | None = None, mode: str | None = None) -> HybridRetriever:
+                      candidates: int | None = None, mode: str | None = None,
+                      legacy_vector_model: str | None = None) -> HybridRetriever:
         return cls(index, embedder, candidates=candidates or settings.candidates, rrf_k=settings.rrf_k,
                    mode=mode or settings.retrieval_mode, weights=fusion_weights(settings),
                    dense_languages=tuple(settings.dense_languages),
                    other_language_dense_weight=settings.dense_weight_other_languages,
-                   window_weight=settings.window_weight)
+                   window_weight=settings.window_weight, legacy_vector_model=legacy_vector_model)
 
     def vector_mismatch(self) -> str | None:
         """Why the dense side is off: the stored vectors come from another model than the query's."""
@@ -138,7 +141,7 @@ class HybridRetriever:
         vectors = None
         mismatch = self.vector_mismatch() if mode in ("hybrid", "dense") else None
         if mismatch:
-            if not getattr(self, "_warned", False):
+            if not self._warned:
                 log.warning(mismatch)
                 self._warned = True
             result.details["dense_off"] = mismatch
@@ -146,6 +149,7 @@ class HybridRetriever:
             started = time.perf_counter()
             vectors = embed_queries(self.embedder, [q.text for q in queries])
             result.timings_ms["embed"] = (time.perf_counter() - started) * 1000
+        windows = self.window_weight > 0 and len(self.index.bm25_windows) > 0
         # Both indexes are read under the index lock, which writers hold while they change both: a query
         # sees each document as it was before a change or after it, never half in one index.
         with self.index.lock:
@@ -156,14 +160,14 @@ class HybridRetriever:
                     terms = self.index.analyzer(language).terms(expanded.text)
                     allowed = set(self.index.store.ids(where)) if where else None
                     lists["bm25" + suffix] = self._bm25(terms, allowed)
-                    if self.window_weight > 0 and len(self.index.bm25_windows):
+                    if windows:
                         lists["bm25_window" + suffix] = self._bm25(terms, allowed, windows=True)
                     result.timings_ms["bm25"] = (result.timings_ms.get("bm25", 0.0)
                                                  + (time.perf_counter() - started) * 1000)
                 if vectors is not None:
                     started = time.perf_counter()
                     lists["dense" + suffix] = self._dense(vectors[n], where)
-                    if self.window_weight > 0 and len(self.index.bm25_windows):
+                    if windows:
                         lists["dense_window" + suffix] = self._dense(vectors[n], where, windows=True)
                     result.timings_ms["dense"] = (result.timings_ms.get("dense", 0.0)
                                                   + (time.perf_counter() - started) * 1000)

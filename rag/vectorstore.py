@@ -30,8 +30,7 @@ class ChromaStore:
                  client=None) -> None:
         if client is not None:  # a sibling collection in the same store
             self.client = client
-            self.collection = client.get_or_create_collection(
-                name=collection, embedding_function=None, metadata={"hnsw:space": "cosine"})
+            self.collection = self._open(collection)
             return
         if path is None and url is None:
             raise ValueError("ChromaStore needs a path or a url")
@@ -49,8 +48,11 @@ class ChromaStore:
         else:
             path.mkdir(parents=True, exist_ok=True)
             self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        self.collection = self.client.get_or_create_collection(
-            name=collection, embedding_function=None, metadata={"hnsw:space": "cosine"})
+        self.collection = self._open(collection)
+
+    def _open(self, name: str):
+        return self.client.get_or_create_collection(name=name, embedding_function=None,
+                                                    metadata={"hnsw:space": "cosine"})
 
     def sibling(self, collection: str) -> ChromaStore:
         """Another collection of the same store, through the same client."""
