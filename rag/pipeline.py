@@ -169,7 +169,10 @@ class QueryPipeline:
     def warm_up(self) -> None:
         """Load the models and build the query-time caches now, so that no user question pays for them:
         the embedder, re-ranker and GGUF, the BM25 matrix (built from the stored terms) and the Chroma
-        collection (one retrieval per language)."""
+        collection (one retrieval per language). Idempotent: a pipeline already warmed (e.g. shared with a
+        server that warms at start) stays ready and is not warmed again."""
+        if getattr(self, "_warmed", False):
+            return
         self._warming = True
         try:
             self.embedder.embed(["warm up"])
@@ -182,9 +185,9 @@ class QueryPipeline:
                 warm()
             for language in ("es", "en"):
                 self.retriever.retrieve("warm up", language, top_k=1)
+            self._warmed = True
         finally:
             self._warming = False
-            self._warmed = True
 
     @property
     def ready(self) -> bool:

@@ -115,3 +115,21 @@ def test_empty_index_says_to_ingest_first(tmp_path, embedder, capsys):
     settings = Settings(index_dir=tmp_path / "empty")
     answer = _pipeline(settings, embedder).answer("¿Qué dosis?")
     assert answer.abstained and "index is empty" in answer.trace.details["abstain_reason"]
+
+
+def test_warm_up_runs_once_and_the_pipeline_stays_ready(demo_settings, embedder):
+    """A server given an already-warmed pipeline warms at start too: that second warm-up must be a no-op,
+    or /ready and /v1/query answer 503 "still loading" for a moment on a ready server."""
+
+    class CountingGenerator(ScriptedGenerator):
+        warmed = 0
+
+        def warm_up(self):
+            self.warmed += 1
+
+    generator = CountingGenerator()
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder, generator)
+    pipeline.warm_up()
+    assert pipeline.ready and generator.warmed == 1
+    pipeline.warm_up()
+    assert pipeline.ready and generator.warmed == 1
