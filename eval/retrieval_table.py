@@ -37,7 +37,8 @@ from rag.settings import Settings
 
 SYSTEMS = ("bm25", "dense-minilm", "dense-e5", "rrf-minilm", "rrf-e5", "previous", "default")
 # The product as it was before issue 18 (sentence units, MiniLM dense for English queries only).
-PREVIOUS = {"dense_model": "embedder", "dense_languages": ["en"], "window_weight": 0.0}
+PREVIOUS = {"dense_model": "embedder", "dense_languages": ["en"], "window_weight": 0.0, "rrf_k": 60,
+            "reranker_fallback": "embedder"}
 
 
 def halves(qids: list[str]) -> dict[str, list[str]]:

@@ -157,7 +157,7 @@ class Evaluator:
     def reranker(self):
         if self._reranker is None:
             self._reranker = load_reranker(self.settings.reranker_model, CachedEmbedder(self.embedder),
-                                           tuple(self.settings.embedder_languages))
+                                           tuple(self.settings.embedder_languages), self.settings.reranker_fallback)
         return self._reranker
 
     def _cache(self, name: str) -> Path:

@@ -130,15 +130,43 @@ def _is_false_boundary(candidate: str, following: str) -> bool:
     return False
 
 
-class Analyzer:
-    """Turns text into BM25 terms for one language: fold accents, drop stopwords, stem."""
+# Number words are stopwords in spaCy's lists, so "plazo de tres meses" lost its number and never met "3 meses".
+# Written as digits instead (accent-folded keys), they match either way. "uno/una/one" stay articles.
+_NUMBER_WORDS = {
+    "es": dict(zip("dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce quince dieciseis "
+                   "diecisiete dieciocho diecinueve veinte veintiuno veintidos veintitres veinticuatro veinticinco "
+                   "veintiseis veintisiete veintiocho veintinueve treinta".split(), map(str, range(2, 31)), strict=True))
+    | {"cuarenta": "40", "cincuenta": "50", "sesenta": "60", "setenta": "70", "ochenta": "80", "noventa": "90",
+       "cien": "100", "doscientos": "200", "trescientos": "300", "quinientos": "500", "mil": "1000"},
+    "en": dict(zip("two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+                   "seventeen eighteen nineteen twenty".split(), map(str, range(2, 21)), strict=True))
+    | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90"},
+}
+# Abbreviations of the words that number a statute's parts ("art. 21" finds "Artículo 21").
+_ABBREVIATED = {"es": {"art": "articulo", "arts": "articulo", "apdo": "apartado", "apdos": "apartado",
+                       "disp": "disposicion", "cap": "capitulo"}, "en": {}}
+# Bumped whenever the BM25 terms of a text change: an index analysed otherwise is re-analysed on open.
+ANALYSIS_VERSION = "terms-2"  # 2: number words as digits, statute abbreviations spelled out
 
-    def __init__(self, language: str = "es") -> None:
+
+class Analyzer:
+    """Turns text into BM25 terms for one language: fold accents, drop stopwords, stem.
+
+    ``canonical=True`` (the BM25 index and its queries) also writes number words as digits ("tres" -> "3")
+    and spells out statute abbreviations ("art." -> "artículo"), on both sides, so either form finds the other.
+    Measured on XQuAD (BM25 over sentences, NDCG@10): es 0.9193 -> 0.9210 (the 42 questions with a number
+    0.878 -> 0.887), en 0.9319 -> 0.9316; a question asked with the other form scores the same as asked.
+    """
+
+    def __init__(self, language: str = "es", canonical: bool = False) -> None:
         if language not in _STEMMER_NAMES:
             raise ValueError(f"language must be one of {sorted(_STEMMER_NAMES)}, got {language!r}")
         self.language = language
+        self._canonical = {**_NUMBER_WORDS[language], **_ABBREVIATED[language]} if canonical else None
 
     def terms(self, text: str) -> list[str]:
         stop = stopwords(self.language)
-        words = [w for w in _WORD.findall(fold_accents(text)) if w not in stop]
-        return _stemmer(self.language).stemWords(words)
+        words = _WORD.findall(fold_accents(text))
+        if self._canonical is not None:
+            words = [self._canonical.get(w, w) for w in words]
+        return _stemmer(self.language).stemWords([w for w in words if w not in stop])

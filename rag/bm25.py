@@ -27,9 +27,11 @@ class BM25Index:
 
     FORMAT = 1
 
-    def __init__(self, path: Path | None = None, k1: float = 1.5, b: float = 0.75) -> None:
+    def __init__(self, path: Path | None = None, k1: float = 1.5, b: float = 0.75, analysis: str | None = None) -> None:
         self.path = path
         self.k1, self.b = k1, b
+        # Which analysis made the terms (``rag.analysis.ANALYSIS_VERSION``); a loaded file says its own (None: older).
+        self.analysis = analysis
         self._terms: dict[str, list[str]] = {}
         self._matrix: sparse.csr_matrix | None = None
         self._vocab: dict[str, int] = {}
@@ -86,7 +88,8 @@ class BM25Index:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with gzip.open(tmp, "wt", encoding="utf-8") as fh:
-            json.dump({"format": self.FORMAT, "k1": self.k1, "b": self.b, "terms": self._terms}, fh)
+            json.dump({"format": self.FORMAT, "k1": self.k1, "b": self.b, "analysis": self.analysis,
+                       "terms": self._terms}, fh)
         os.replace(tmp, self.path)  # atomic: a killed run never leaves a half-written index
 
     def _load(self, path: Path) -> None:
@@ -95,6 +98,7 @@ class BM25Index:
         if data.get("format") != self.FORMAT:
             raise ValueError(f"{path}: unsupported BM25 index format {data.get('format')!r}")
         self._terms = data["terms"]
+        self.analysis = data.get("analysis")
 
     def scores(self, terms: list[str]) -> np.ndarray:
         """BM25 score of every chunk (in ``self._ids`` order) for the query terms, repeats counted."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.analysis import SUPPORTED_LANGUAGES, Analyzer
+from rag.analysis import ANALYSIS_VERSION, SUPPORTED_LANGUAGES, Analyzer
 from rag.bm25 import BM25Index
 from rag.settings import Settings
 from rag.types import Chunk
@@ -41,10 +41,10 @@ class DocumentIndex:
         # Named collections keep their Chroma collection in the index folder's one Chroma store.
         self.store = ChromaStore(path=Path(chroma_dir) if chroma_dir else self.index_dir / "chroma",
                                  collection=collection, url=chroma_url)
-        self.bm25 = BM25Index(self.index_dir / "bm25.json.gz")
+        self.bm25 = BM25Index(self.index_dir / "bm25.json.gz", analysis=ANALYSIS_VERSION)
         self.windows = self.store.sibling(collection + WINDOWS_SUFFIX)
-        self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.json.gz")
-        self._analyzers = {lang: Analyzer(lang) for lang in SUPPORTED_LANGUAGES}
+        self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.json.gz", analysis=ANALYSIS_VERSION)
+        self._analyzers = {lang: Analyzer(lang, canonical=True) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
         self._vectors_path = self.index_dir / "vectors.json"
         self._vector_model: tuple[int, str | None] | None = None  # (file mtime, model), read again on change
@@ -53,6 +53,8 @@ class DocumentIndex:
         self.legacy = before_windows and not self._vectors_path.exists()
         if before_windows:
             self.rebuild_windows()
+        if len(self.bm25) and self.bm25.analysis != ANALYSIS_VERSION:
+            self.reanalyze()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentIndex:
@@ -136,6 +138,21 @@ class DocumentIndex:
         if added:
             log.info("derived %d sentence-window units from the stored chunks", added)
         return added
+
+    def reanalyze(self, batch: int = 2000) -> int:
+        """Recompute every BM25 term list from the stored chunk texts: an index whose terms an older analysis
+        made (``ANALYSIS_VERSION``) would otherwise miss what queries now look for (e.g. "3" for "tres")."""
+        with self.lock:
+            ids = self.bm25.ids()
+            windowed = set(self.bm25_windows.ids())
+            for start in range(0, len(ids), batch):
+                part = self.store.get(ids[start:start + batch])
+                self.bm25.add({cid: self.analyzer(c.metadata.language).terms(c.text) for cid, c in part.items()})
+                self.bm25_windows.add(self._window_terms([c for cid, c in part.items() if cid in windowed]))
+            self.bm25.analysis = self.bm25_windows.analysis = ANALYSIS_VERSION
+            self.save()
+        log.info("re-analysed the BM25 terms of %d chunks (%s)", len(ids), ANALYSIS_VERSION)
+        return len(ids)
 
     def search_bm25(self, terms: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         with self.lock:

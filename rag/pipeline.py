@@ -136,7 +136,8 @@ class QueryPipeline:
         with self._reranker_lock:
             if self._reranker is None:
                 self._reranker, self._reranker_fallback = load_reranker(
-                    self.settings.reranker_model, self._query_embedder, tuple(self.settings.embedder_languages))
+                    self.settings.reranker_model, self._query_embedder, tuple(self.settings.embedder_languages),
+                    self.settings.reranker_fallback)
         return self._reranker
 
     def use_reranker(self, reranker: Reranker, fallback_reason: str | None = None) -> None:

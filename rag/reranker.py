@@ -1,9 +1,10 @@
-"""Re-ranking of retrieved candidates: a cross-encoder when one is on disk, else the embedder.
+"""Re-ranking of retrieved candidates: a cross-encoder when one is on disk.
 
 The default cross-encoder is ``BAAI/bge-reranker-base``; no reranker ships on PyPI, so it is read
 from a configured folder or the Hugging Face cache, never downloaded. When none can be loaded the
-pipeline re-scores candidates with the embedder instead, says so once in the log and in every
-answer's trace (``reranker`` / ``reranker_fallback``).
+pipeline keeps the fused order (``RAG_RERANKER_FALLBACK=none``, the default) or re-scores candidates
+with the embedder (``embedder``), and says so once in the log and in every answer's trace
+(``reranker`` / ``reranker_fallback``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ class CrossEncoderReranker:
         return _ordered(hits, np.asarray(scores, dtype=np.float64).reshape(len(hits)), "rerank")
 
 
+class KeptOrder:
+    """No re-ranking model: the fused order stands (each candidate gets its ``rerank`` rank all the same)."""
+
+    name = "none"
+
+    def rerank(self, query: str, hits: list[ScoredChunk]) -> list[ScoredChunk]:
+        return [ScoredChunk(h.chunk, h.score, {**h.ranks, "rerank": n}) for n, h in enumerate(hits, start=1)]
+
+
 class EmbeddingReranker:
     """Fallback: the embedder's cosine between the query and each candidate's context (its sentence
     window when there is one), fused by reciprocal rank with the incoming order.
@@ -105,20 +115,26 @@ class EmbeddingReranker:
         return _ordered(hits, fused, "rerank")
 
 
-def load_reranker(model: str | None, embedder: Embedder,
-                  languages: tuple[str, ...] = ("en",)) -> tuple[Reranker, str | None]:
-    """The configured cross-encoder, or the embedder fallback and why (logged once here).
+def load_reranker(model: str | None, embedder: Embedder, languages: tuple[str, ...] = ("en",),
+                  fallback: str = "none") -> tuple[Reranker, str | None]:
+    """The configured cross-encoder, or the fallback (``none``: keep the fused order; ``embedder``:
+    :class:`EmbeddingReranker`) and why (logged once here).
 
-    ``languages``: the embedder's languages (the fallback leaves other languages' order alone).
+    ``languages``: the embedder's languages (the embedder fallback leaves other languages' order alone).
     """
+    def fall_back(why: str) -> tuple[Reranker, str]:
+        if fallback == "embedder":
+            return EmbeddingReranker(embedder, languages), f"{why}; re-ranking with the embedder instead"
+        return KeptOrder(), f"{why}; the fused order is kept (RAG_RERANKER_FALLBACK=embedder re-scores with the embedder)"
+
     if not model:
-        return EmbeddingReranker(embedder, languages), "no cross-encoder configured (RAG_RERANKER_MODEL)"
+        return fall_back("no cross-encoder configured (RAG_RERANKER_MODEL)")
     reranker = CrossEncoderReranker(model)
     try:
         reranker.load()
     except Exception as exc:  # noqa: BLE001 - missing folder, not in cache, broken files: all fall back
-        reason = (f"cross-encoder {model!r} not found on disk or in the Hugging Face cache "
-                  f"({type(exc).__name__}); re-ranking with the embedder instead")
+        chosen, reason = fall_back(f"cross-encoder {model!r} not found on disk or in the Hugging Face cache "
+                                   f"({type(exc).__name__})")
         log.warning(reason)
-        return EmbeddingReranker(embedder, languages), reason
+        return chosen, reason
     return reranker, None

@@ -172,7 +172,7 @@ def test_ask_answers_with_the_gguf_and_falls_back_from_the_hub_reranker_offline(
     assert not answer["abstained"]
     assert "4 g" in answer["answer"]  # the leaflet: "máximo 4 g al día" for adults
     assert ("prospecto_paracetamol.pdf", 2) in [(c["source"], c["page"]) for c in answer["citations"]]
-    assert answer["trace"]["reranker"] == "embedder"
+    assert answer["trace"]["reranker"] == "none"
     assert answer["trace"]["generator"] == "SmolLM2-135M-Instruct.Q4_1.gguf"  # the GGUF ran (declared capable)
     assert HUB_RERANKER in answer["trace"]["reranker_fallback"]
     assert _outbound(traced, "ask") == []

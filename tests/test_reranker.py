@@ -7,7 +7,7 @@ import pytest
 from rag.index import DocumentIndex
 from rag.models import default_embedder_path
 from rag.pipeline import QueryOptions, QueryPipeline
-from rag.reranker import CrossEncoderReranker, EmbeddingReranker, load_reranker
+from rag.reranker import CrossEncoderReranker, EmbeddingReranker, KeptOrder, load_reranker
 from rag.types import Chunk, ChunkMetadata, ScoredChunk
 from tests.conftest import ScriptedGenerator
 
@@ -58,18 +58,31 @@ def test_cross_encoder_loads_from_a_folder_and_reorders(demo_settings, embedder,
     assert "reranker_fallback" not in answer.trace.details
 
 
-def test_missing_cross_encoder_falls_back_and_says_so(demo_settings, embedder, tmp_path, caplog):
-    settings = demo_settings.with_overrides(reranker_model="BAAI/bge-reranker-base-not-in-cache")
+@pytest.mark.parametrize("fallback, kind, logged", [("none", KeptOrder, "the fused order is kept"),
+                                                     ("embedder", EmbeddingReranker, "re-ranking with the embedder")])
+def test_missing_cross_encoder_falls_back_and_says_so(demo_settings, embedder, caplog, fallback, kind, logged):
+    settings = demo_settings.with_overrides(reranker_model="BAAI/bge-reranker-base-not-in-cache",
+                                            reranker_fallback=fallback)
     pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, ScriptedGenerator())
     with caplog.at_level(logging.WARNING, logger="rag.reranker"):
         first = pipeline.answer("What does error E7 mean?", options=QueryOptions(answer_mode="extractive"))
         second = pipeline.answer("What does error E7 mean?", options=QueryOptions(answer_mode="extractive"))
-    assert isinstance(pipeline.reranker, EmbeddingReranker)
+    assert isinstance(pipeline.reranker, kind)
     for answer in (first, second):
-        assert answer.trace.details["reranker"] == "embedder"
+        assert answer.trace.details["reranker"] == ("none" if kind is KeptOrder else "embedder")
         assert "not found on disk or in the Hugging Face cache" in answer.trace.details["reranker_fallback"]
-    assert sum("re-ranking with the embedder" in r.message for r in caplog.records) == 1  # logged once
+        assert logged in answer.trace.details["reranker_fallback"]
+    assert sum(logged in r.message for r in caplog.records) == 1  # logged once
     assert first.citations[0].source == "thermolink_t200_manual.pdf"
+
+
+def test_kept_order_changes_nothing_but_the_rank_label(demo_settings, embedder):
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder, ScriptedGenerator())
+    hits = pipeline.retriever.retrieve("What does error E7 mean?", "en", top_k=6).hits
+    kept = KeptOrder().rerank("What does error E7 mean?", hits)
+    assert [h.chunk.id for h in kept] == [h.chunk.id for h in hits]
+    assert [h.score for h in kept] == [h.score for h in hits]
+    assert [h.ranks["rerank"] for h in kept] == list(range(1, len(hits) + 1))
 
 
 def _hits(texts: list[str], windows: list[str]) -> list[ScoredChunk]:

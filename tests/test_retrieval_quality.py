@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import FolderIngestor
+from rag.analysis import ANALYSIS_VERSION, Analyzer
+from rag.bm25 import BM25Index
 from rag.documents import rank_documents
 from rag.embedder import E5Embedder, embed_queries
 from rag.index import DocumentIndex, window_units
@@ -75,6 +77,46 @@ def test_index_keeps_window_units_in_step_and_rebuilds_them_for_an_older_index(t
     assert reopened.legacy and reopened.windows.count() == 3 and len(reopened.bm25_windows) == 3
     reopened.delete([chunks[0].id])
     assert reopened.windows.count() == 2 and chunks[0].id not in reopened.bm25_windows
+
+
+def test_numbers_in_words_or_digits_and_statute_abbreviations_find_each_other(tmp_path, dense):
+    """Item 5: "tres meses" and "3 meses", "art. 21" and "Artículo 21", accents optional, both ways round."""
+    plain, canonical = Analyzer("es"), Analyzer("es", canonical=True)
+    assert plain.terms("plazo de tres meses") == ["plaz", "mes"]  # the number word is a stopword: lost
+    assert canonical.terms("plazo de tres meses") == canonical.terms("plazo de 3 meses") == ["plaz", "3", "mes"]
+    assert canonical.terms("art. 21") == canonical.terms("Artículo 21") == canonical.terms("articulo 21")
+    assert Analyzer("en", canonical=True).terms("twenty days") == Analyzer("en", canonical=True).terms("20 days")
+    assert canonical.terms("una solicitud") == ["solicitud"]  # "una" stays an article, not "1"
+    index = DocumentIndex(tmp_path / "idx")
+    sentences = ["El plazo para resolver el recurso de alzada es de tres meses.",
+                 "El plazo para interponer el recurso es de un mes.",
+                 "Según el artículo 21, la Administración debe dictar resolución expresa."]
+    index.add([_chunk("ley", i, s, window=s) for i, s in enumerate(sentences)], dense.embed(sentences),
+              model_id=dense.model_id)
+    bm25 = HybridRetriever(index, dense, mode="bm25")
+    assert bm25.retrieve("¿recurso resuelto en 3 meses?", "es", top_k=3).hits[0].chunk.metadata.ordinal == 0
+    assert bm25.retrieve("que dice el art. 21", "es", top_k=3).hits[0].chunk.metadata.ordinal == 2
+
+
+def test_an_index_analysed_before_is_re_analysed_on_open(tmp_path, dense):
+    index = DocumentIndex(tmp_path / "idx")
+    sentences = ["El plazo es de diez días.", "La solicitud se presenta en el registro.", "El registro es público."]
+    index.add([_chunk("ley", i, s, window=" ".join(sentences)) for i, s in enumerate(sentences)],
+              dense.embed(sentences), model_id=dense.model_id)
+    index.save()
+    # Write the files back as an older analysis left them: no version, number words dropped.
+    old = Analyzer("es")
+    for bm25, text_of in ((index.bm25, lambda c: c.text), (index.bm25_windows, lambda c: c.metadata.window)):
+        bm25.add({cid: old.terms(text_of(c)) for cid, c in index.store.get(bm25.ids()).items()})
+        bm25.analysis = None
+        bm25.save()
+    assert "10" not in BM25Index(tmp_path / "idx" / "bm25.json.gz")._terms[index.bm25.ids()[0]]  # stale on disk
+    reopened = DocumentIndex(tmp_path / "idx")
+    assert reopened.bm25.analysis == reopened.bm25_windows.analysis == ANALYSIS_VERSION
+    first = reopened.bm25.ids()[0]
+    assert "10" in reopened.bm25._terms[first] and "10" in reopened.bm25_windows._terms[first]
+    assert BM25Index(tmp_path / "idx" / "bm25.json.gz").analysis == ANALYSIS_VERSION  # saved: done once
+    assert reopened.search_bm25(["10"], 2)[0][0] == first
 
 
 def test_a_claim_spread_over_two_sentences_is_found_through_its_window(tmp_path, dense):
