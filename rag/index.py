@@ -19,6 +19,7 @@ import numpy as np
 
 from rag.analysis import ANALYSIS_VERSION, SUPPORTED_LANGUAGES, Analyzer
 from rag.bm25 import BM25Index
+from rag.exact import ExactVectors
 from rag.settings import Settings
 from rag.types import Chunk
 from rag.vectorstore import ChromaStore
@@ -44,6 +45,7 @@ class DocumentIndex:
         self.bm25 = BM25Index(self.index_dir / "bm25.json.gz", analysis=ANALYSIS_VERSION)
         self.windows = self.store.sibling(collection + WINDOWS_SUFFIX)
         self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.json.gz", analysis=ANALYSIS_VERSION)
+        self.exact, self.exact_windows = ExactVectors(self.store), ExactVectors(self.windows)
         self._analyzers = {lang: Analyzer(lang, canonical=True) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
         self._vectors_path = self.index_dir / "vectors.json"
@@ -93,8 +95,10 @@ class DocumentIndex:
             if model_id is not None:
                 self.record_vector_model(model_id)
             self.store.add(chunks, embeddings)
+            self.exact.add([c.id for c in chunks], embeddings)
             if windowed:
                 self.windows.add(windowed, vectors)
+                self.exact_windows.add([c.id for c in windowed], vectors)
             self.bm25.add(terms)
             self.bm25_windows.add(window_terms)
 
@@ -102,6 +106,8 @@ class DocumentIndex:
         with self.lock:
             self.store.delete(ids)
             self.windows.delete(ids)
+            self.exact.delete(ids)
+            self.exact_windows.delete(ids)
             self.bm25.delete(ids)
             self.bm25_windows.delete(ids)
 
@@ -132,6 +138,7 @@ class DocumentIndex:
                 windowed, window_vectors = window_units(part, np.stack([vectors[cid] for cid in members]))
                 if windowed:
                     self.windows.add(windowed, window_vectors)
+                    self.exact_windows.add([c.id for c in windowed], window_vectors)
                     self.bm25_windows.add(self._window_terms(windowed))
                     added += len(windowed)
             self.bm25_windows.save()
@@ -154,6 +161,12 @@ class DocumentIndex:
         log.info("re-analysed the BM25 terms of %d chunks (%s)", len(ids), ANALYSIS_VERSION)
         return len(ids)
 
+    def search_dense(self, vector: np.ndarray, n: int, allowed: set[str] | None = None,
+                     windows: bool = False) -> list[tuple[str, float]]:
+        """Exact nearest chunks (or sentence windows) by cosine: ``rag.exact``; ``allowed`` restricts the ids."""
+        with self.lock:
+            return (self.exact_windows if windows else self.exact).search(vector, n, allowed)
+
     def search_bm25(self, terms: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         with self.lock:
             return self.bm25.search(terms, n, allowed=allowed)
@@ -173,6 +186,8 @@ class DocumentIndex:
         with self.lock:
             self.store.drop()
             self.windows.drop()
+            self.exact.reset()
+            self.exact_windows.reset()
 
     def reconcile(self, expected_ids: set[str]) -> int:
         """Drop chunks that no manifest entry owns (left by a run that was killed); returns how many."""

@@ -75,7 +75,8 @@ class HybridRetriever:
     def __init__(self, index: DocumentIndex, embedder: Embedder, candidates: int = 30, rrf_k: int = 60,
                  mode: str = "hybrid", weights: dict[str, float] | None = None,
                  dense_languages: tuple[str, ...] = (), other_language_dense_weight: float = 1.0,
-                 window_weight: float = 1.0, legacy_vector_model: str | None = None) -> None:
+                 window_weight: float = 1.0, legacy_vector_model: str | None = None,
+                 dense_search: str = "exact") -> None:
         if candidates < 1:
             raise ValueError(f"candidates must be > 0, got {candidates}")
         if mode not in self.MODES:
@@ -89,6 +90,7 @@ class HybridRetriever:
         self.other_language_dense_weight = other_language_dense_weight
         self.window_weight = window_weight
         self.legacy_vector_model = legacy_vector_model
+        self.dense_search = dense_search
         self._warned = False  # a vector-model mismatch is logged once, then only traced
 
     @classmethod
@@ -99,7 +101,8 @@ class HybridRetriever:
                    mode=mode or settings.retrieval_mode, weights=fusion_weights(settings),
                    dense_languages=tuple(settings.dense_languages),
                    other_language_dense_weight=settings.dense_weight_other_languages,
-                   window_weight=settings.window_weight, legacy_vector_model=legacy_vector_model)
+                   window_weight=settings.window_weight, legacy_vector_model=legacy_vector_model,
+                   dense_search=settings.dense_search)
 
     def vector_mismatch(self) -> str | None:
         """Why the dense side is off: the stored vectors come from another model than the query's."""
@@ -153,12 +156,12 @@ class HybridRetriever:
         # Both indexes are read under the index lock, which writers hold while they change both: a query
         # sees each document as it was before a change or after it, never half in one index.
         with self.index.lock:
+            allowed = set(self.index.store.ids(where)) if where else None  # the ids the filters let through
             for n, expanded in enumerate(queries):
                 suffix = f"#{n}" if n else ""
                 if mode in ("hybrid", "bm25") and not (expanded.dense_only and mode == "hybrid"):
                     started = time.perf_counter()
                     terms = self.index.analyzer(language).terms(expanded.text)
-                    allowed = set(self.index.store.ids(where)) if where else None
                     lists["bm25" + suffix] = self._bm25(terms, allowed)
                     if windows:
                         lists["bm25_window" + suffix] = self._bm25(terms, allowed, windows=True)
@@ -166,9 +169,9 @@ class HybridRetriever:
                                                  + (time.perf_counter() - started) * 1000)
                 if vectors is not None:
                     started = time.perf_counter()
-                    lists["dense" + suffix] = self._dense(vectors[n], where)
+                    lists["dense" + suffix] = self._dense(vectors[n], where, allowed)
                     if windows:
-                        lists["dense_window" + suffix] = self._dense(vectors[n], where, windows=True)
+                        lists["dense_window" + suffix] = self._dense(vectors[n], where, allowed, windows=True)
                     result.timings_ms["dense"] = (result.timings_ms.get("dense", 0.0)
                                                   + (time.perf_counter() - started) * 1000)
         started = time.perf_counter()
@@ -185,8 +188,14 @@ class HybridRetriever:
         return [ScoredChunk(chunks[cid], score, {name: rank})
                 for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
 
-    def _dense(self, vector: np.ndarray, where: dict[str, Any] | None, windows: bool = False) -> list[ScoredChunk]:
-        store = self.index.windows if windows else self.index.store
+    def _dense(self, vector: np.ndarray, where: dict[str, Any] | None, allowed: set[str] | None,
+               windows: bool = False) -> list[ScoredChunk]:
         name = "dense_window" if windows else "dense"
+        if self.dense_search == "exact":
+            found = self.index.search_dense(vector, self.candidates, allowed=allowed, windows=windows)
+            chunks = self.index.store.get([cid for cid, _ in found])
+            return [ScoredChunk(chunks[cid], score, {name: rank})
+                    for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
+        store = self.index.windows if windows else self.index.store
         found = store.query(vector, self.candidates, where=where)
         return [ScoredChunk(chunk, score, {name: rank}) for rank, (chunk, score) in enumerate(found, start=1)]

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
         description="Dense weight in the fusion for queries in a language outside dense_languages. 0: e.g. the "
                     "English MiniLM only adds noise on Spanish (XQuAD-es NDCG@10: 0.919 at 0, 0.906 at 0.1, 0.864 at 1).")
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Which retrievers run.")
+    dense_search: Literal["exact", "hnsw"] = Field(
+        "exact", description="Dense search: exact (every vector in memory, 1.5 KB per chunk and per window; "
+                             "Chroma's HNSW missed a third of the true top 100 on e5 vectors) or hnsw (Chroma's "
+                             "approximate index, for collections too large to hold in memory).")
     rerank: bool = Field(True, description="Re-rank fused candidates with the cross-encoder (see reranker_fallback).")
     rerank_candidates: int = Field(20, ge=1, le=200, description="Fused candidates handed to the re-ranker.")
     # Both gates calibrated with `python -m eval.calibrate ../shared/eval/xquad_es --near-miss` (and xquad_en): questions

@@ -221,3 +221,33 @@ def test_a_qa_file_over_pdfs_becomes_a_page_level_set(tmp_path):
     assert dataset.qrels and all(doc in ids for docs in dataset.qrels.values() for doc in docs)
     table_page = next(d for d in dataset.corpus if d.id == "prospecto_paracetamol.pdf#p2")
     assert "máximo 4 g al día" in table_page.text  # the dosage table is part of its page
+
+
+def test_exact_dense_search_keeps_step_with_adds_deletes_and_filters(tmp_path, dense):
+    """The in-memory matrix answers as a brute-force cosine over what the store holds, after every change."""
+    index = DocumentIndex(tmp_path / "idx")
+    texts = ["El plazo máximo es de tres meses.", "La dosis diaria no supera 4 g.", "El recurso se interpone ante el "
+             "superior jerárquico.", "Error E7 means the C wire is not connected.", "El consejo se reúne cada mes."]
+    chunks = [_chunk(f"d{i % 2}", i, t, window=t) for i, t in enumerate(texts)]
+    vectors = dense.embed(texts)
+    index.add(chunks[:3], vectors[:3], model_id=dense.model_id)
+    query = embed_queries(dense, ["¿Cuánto tarda en resolverse?"])[0]
+    assert [cid for cid, _ in index.search_dense(query, 2)][0] == chunks[0].id  # read from Chroma on first use
+    index.add(chunks[3:], vectors[3:], model_id=dense.model_id)  # kept in step after it was read
+    index.delete([chunks[0].id])
+    found = index.search_dense(query, 10)
+    live = [c for c in chunks if c.id != chunks[0].id]
+    expected = sorted(((c.id, float(vectors[chunks.index(c)] @ query)) for c in live), key=lambda p: -p[1])
+    assert [cid for cid, _ in found] == [cid for cid, _ in expected]
+    assert np.allclose([s for _, s in found], [s for _, s in expected], atol=1e-5)
+    # Filters: only the allowed ids; the window matrix answers for windows.
+    allowed = {c.id for c in live if c.metadata.doc_id == "d1"}
+    assert {cid for cid, _ in index.search_dense(query, 10, allowed=allowed)} == allowed
+    assert {cid for cid, _ in index.search_dense(query, 10, windows=True)} == {c.id for c in live}
+    # A fresh process reads the same state back from Chroma; HNSW (Chroma's own search) is still selectable.
+    reopened = DocumentIndex(tmp_path / "idx")
+    assert [cid for cid, _ in reopened.search_dense(query, 10)] == [cid for cid, _ in found]
+    for search in ("exact", "hnsw"):
+        hits = HybridRetriever(reopened, dense, mode="dense", dense_search=search).retrieve(
+            "¿Cuánto tarda en resolverse?", "es", top_k=4).hits
+        assert chunks[0].id not in {h.chunk.id for h in hits} and len(hits) == 4

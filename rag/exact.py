@@ -1,0 +1,98 @@
+"""Exact dense search: a collection's vectors held in memory and ranked by one matrix product.
+
+Chroma's HNSW graph is approximate, and on e5 vectors (whose cosines all sit in a narrow band) it lost much of
+the true top 100: over SciFact's 51,776 sentence vectors its top 100 shared 64% with the exact top 100 on
+average, 0% for some claims, and neither ``ef_search`` nor ``max_neighbors=32, ef_construction=200`` mended it
+(67%). The exact product takes ~4 ms per query there (384 floats per chunk, 1.5 KB of memory each), so it is
+the default (``RAG_DENSE_SEARCH=exact``); Chroma stays the store of record, and the matrix is read from it on
+first use and kept in step with every add and delete.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from rag.vectorstore import ChromaStore
+
+log = logging.getLogger(__name__)
+
+_READ_BATCH = 5000  # ids per read from Chroma (its SQL layer limits variables per statement)
+
+
+class ExactVectors:
+    """Every vector of one Chroma collection, searched exactly. Not thread-safe: callers hold the index lock."""
+
+    def __init__(self, store: ChromaStore) -> None:
+        self.store = store
+        self._ids: list[str] = []
+        self._rows: dict[str, int] = {}
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._alive = np.zeros(0, dtype=bool)
+        self._loaded = False
+
+    def _load(self) -> None:
+        ids = self.store.ids()
+        vectors: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), _READ_BATCH):
+            vectors.update(self.store.vectors(ids[start:start + _READ_BATCH]))
+        self._ids = [cid for cid in ids if cid in vectors]
+        self._rows = {cid: row for row, cid in enumerate(self._ids)}
+        self._matrix = (np.stack([vectors[cid] for cid in self._ids]).astype(np.float32) if self._ids
+                        else np.zeros((0, 0), dtype=np.float32))
+        self._alive = np.ones(len(self._ids), dtype=bool)
+        self._loaded = True
+        if self._ids:
+            log.info("loaded %d vectors of %s for exact search", len(self._ids), self.store.collection.name)
+
+    def add(self, ids: list[str], vectors: np.ndarray) -> None:
+        """Keep step with the store (after it was written): new ids are appended, known ones replaced."""
+        if not self._loaded or not ids:
+            return  # read whole on first search
+        self.delete(ids)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        self._matrix = vectors.copy() if self._matrix.size == 0 else np.vstack([self._matrix, vectors])
+        for cid in ids:
+            self._rows[cid] = len(self._ids)
+            self._ids.append(cid)
+        self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
+
+    def delete(self, ids: list[str]) -> None:
+        if not self._loaded:
+            return
+        for cid in ids:
+            row = self._rows.pop(cid, None)
+            if row is not None:
+                self._alive[row] = False
+        if len(self._alive) > 1000 and self._alive.sum() < len(self._alive) // 2:
+            self._compact()
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._alive)
+        self._ids = [self._ids[i] for i in keep]
+        self._matrix = self._matrix[keep]
+        self._rows = {cid: row for row, cid in enumerate(self._ids)}
+        self._alive = np.ones(len(self._ids), dtype=bool)
+
+    def reset(self) -> None:
+        """Forget the matrix (the collection was dropped or rebuilt); read again on next use."""
+        self.__init__(self.store)
+
+    def search(self, vector: np.ndarray, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Top ``n`` (id, cosine) among live rows (vectors are unit length), ``allowed`` restricting the ids."""
+        if not self._loaded:
+            self._load()
+        if not self._rows or n <= 0:
+            return []
+        scores = self._matrix @ np.asarray(vector, dtype=np.float32)
+        mask = self._alive
+        if allowed is not None:
+            mask = mask & np.fromiter((cid in allowed for cid in self._ids), dtype=bool, count=len(self._ids))
+        candidates = np.flatnonzero(mask)
+        if candidates.size == 0:
+            return []
+        n = min(n, candidates.size)
+        top = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
+        ranked = sorted(top, key=lambda i: (-scores[i], self._ids[i]))
+        return [(self._ids[i], float(scores[i])) for i in ranked]
