@@ -50,6 +50,8 @@ def main() -> None:
         full.append((time.perf_counter() - started) * 1000)
         for stage, ms in answer.trace.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
+    if not full:
+        return  # --answers 0: retrieval only
     print(f"full answer, {args.mode} ({len(full)} queries): p50 {_pct(full, .5):.0f} ms, p95 {_pct(full, .95):.0f} ms")
     print("  median per stage: " + ", ".join(f"{k} {statistics.median(v):.0f} ms" for k, v in stages.items()))
 

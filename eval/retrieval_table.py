@@ -38,7 +38,7 @@ from rag.settings import Settings
 SYSTEMS = ("bm25", "dense-minilm", "dense-e5", "rrf-minilm", "rrf-e5", "previous", "default")
 # The product as it was before issue 18 (sentence units, MiniLM dense for English queries only).
 PREVIOUS = {"dense_model": "embedder", "dense_languages": ["en"], "window_weight": 0.0, "rrf_k": 60,
-            "reranker_fallback": "embedder"}
+            "reranker_fallback": "embedder", "dense_search": "hnsw"}
 
 
 def halves(qids: list[str]) -> dict[str, list[str]]:

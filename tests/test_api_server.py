@@ -67,7 +67,7 @@ def test_openai_client(live):
 def test_query_streams_server_sent_events(live):
     base, _, app = live
     # The pipeline came warmed: the server's own warm-up at start must not make it "loading" again.
-    assert app.state.services.pipeline.ready and httpx.get(f"{base}/ready").status_code == 200
+    assert app.state.services.pipeline.ready and httpx.get(f"{base}/ready", headers={"authorization": "Bearer k3y"}).status_code == 200
     events = []
     with httpx.stream("POST", f"{base}/v1/query", headers={"authorization": "Bearer k3y"}, timeout=120,
                       json={"question": "What does error E7 mean on the thermostat?", "stream": True,
