@@ -164,7 +164,8 @@ class FocusCheck:
             return []
         text = f"{text} {context}"
         folded = fold_accents(text.lower())
-        stems = set(Analyzer(self.language).terms(text))
+        # canonical terms: a number the question writes in digits counts when the source writes it in words
+        stems = set(Analyzer(self.language, canonical=True).terms(text))
         return [q for q in self.qualifiers if q not in stems and q.lower() not in folded]
 
     def factor(self, text: str, context: str = "") -> float:

@@ -67,6 +67,10 @@ def test_a_qualifier_of_the_question_must_be_named_by_the_evidence_or_its_source
     assert law.factor("El plazo para la interposición del recurso de alzada será de un mes.") < 1.0
     assert law.factor("El plazo para la interposición del recurso de alzada será de un mes.",
                       "es_BOE-A-2015-10565_ley_39-2015.pdf") == 1.0  # the source names the law
+    # A number asked in digits is named by a source that writes it in words, and the other way it still is not.
+    days = FocusCheck.of("¿Se puede teletrabajar 3 días a la semana?", "es")
+    assert days.missing_qualifiers("Cada persona puede teletrabajar hasta tres días por semana.") == []
+    assert days.missing_qualifiers("Cada persona puede teletrabajar hasta dos días por semana.") == ["3"]
 
 
 def test_a_near_miss_scores_no_evidence(embedder):
