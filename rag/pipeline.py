@@ -129,6 +129,8 @@ class QueryPipeline:
         self._reranker: Reranker | None = None
         self._reranker_fallback: str | None = None
         self._reranker_lock = threading.Lock()
+        self._warming = False  # a warm-up is running: not ready yet
+        self._warmed = False  # a warm-up finished: never warmed again
 
     @property
     def reranker(self) -> Reranker:
@@ -172,7 +174,7 @@ class QueryPipeline:
         the embedder, re-ranker and GGUF, the BM25 matrix (built from the stored terms) and the Chroma
         collection (one retrieval per language). Idempotent: a pipeline already warmed (e.g. shared with a
         server that warms at start) stays ready and is not warmed again."""
-        if getattr(self, "_warmed", False):
+        if self._warmed:
             return
         self._warming = True
         try:
@@ -193,7 +195,7 @@ class QueryPipeline:
     @property
     def ready(self) -> bool:
         """Models loaded (backends without a load step count as loaded) and, once a warm-up started, done."""
-        if getattr(self, "_warming", False):
+        if self._warming:
             return False
         return all(getattr(part, "loaded", True) for part in (self.embedder, self.generator))
 

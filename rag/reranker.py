@@ -106,7 +106,7 @@ class EmbeddingReranker:
             return []
         wider = any(h.chunk.context_text != h.chunk.text for h in hits)
         if not wider or (self.languages and detect_language(query) not in self.languages):
-            return [ScoredChunk(h.chunk, h.score, {**h.ranks, "rerank": n}) for n, h in enumerate(hits, start=1)]
+            return KeptOrder().rerank(query, hits)
         cosine = similarities(self.embedder, query, [h.chunk.context_text for h in hits])
         order = np.argsort(-cosine, kind="stable")
         cosine_rank = np.empty(len(hits))

@@ -182,9 +182,11 @@ class HybridRetriever:
 
     def _bm25(self, terms: list[str], allowed: set[str] | None, windows: bool = False) -> list[ScoredChunk]:
         search = self.index.search_windows_bm25 if windows else self.index.search_bm25
-        found = search(terms, self.candidates, allowed=allowed)
+        return self._ranked(search(terms, self.candidates, allowed=allowed), "bm25_window" if windows else "bm25")
+
+    def _ranked(self, found: list[tuple[str, float]], name: str) -> list[ScoredChunk]:
+        """(chunk id, score) pairs, best first, as scored chunks ranked under ``name`` (ids the store lacks drop)."""
         chunks = self.index.store.get([cid for cid, _ in found])
-        name = "bm25_window" if windows else "bm25"
         return [ScoredChunk(chunks[cid], score, {name: rank})
                 for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
 
@@ -193,9 +195,7 @@ class HybridRetriever:
         name = "dense_window" if windows else "dense"
         if self.dense_search == "exact":
             found = self.index.search_dense(vector, self.candidates, allowed=allowed, windows=windows)
-            chunks = self.index.store.get([cid for cid, _ in found])
-            return [ScoredChunk(chunks[cid], score, {name: rank})
-                    for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
+            return self._ranked(found, name)
         store = self.index.windows if windows else self.index.store
         found = store.query(vector, self.candidates, where=where)
         return [ScoredChunk(chunk, score, {name: rank}) for rank, (chunk, score) in enumerate(found, start=1)]
