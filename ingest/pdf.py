@@ -26,6 +26,8 @@ _BOILERPLATE_SHARE = 0.3
 _LEVELS = {"titulo": 0, "anexo": 0, "capitulo": 1, "chapter": 1, "seccion": 2, "section": 2, "annex": 0,
            "articulo": 3, "article": 3, "disposicion": 3}
 _TEXT_STRATEGY = {"vertical_strategy": "text", "horizontal_strategy": "text"}
+_TURNED_PAGE = 0.6  # share of glyphs turned the same way that makes a page sideways (read turned upright)
+_STUB_WIDTH = 0.3  # row labels left of a ruled table are looked for within this share of the page width
 _FIGURE_PAGE = 0.15  # share of figure words that makes a page worth searching for unruled tables
 _PATH_OPERATOR = re.compile(rb"\s(?:re|l)\s")  # rectangle / line-to: what table rulings are drawn with
 _NUM = rb"(-?\d*\.?\d+)"
@@ -48,7 +50,7 @@ class PdfParser:
     """
 
     # 3: tables with a title, multi-row headers joined, merged rows split, row spans filled; 4: OCR of scans
-    base_version = "pdf-4"
+    base_version = "pdf-5"
 
     def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None,
                  scanner: PageScanner | None = None, max_pages: int = 10_000) -> None:
@@ -158,21 +160,150 @@ class PdfParser:
                 for number, page in enumerate(pdf.pages, start=1):
                     if pages is not None and number not in pages:
                         continue
-                    ruled = [t for t in map(Table.from_cells, page.extract_tables())
-                             if t is not None and t.rows and len(t.header) > 1]
-                    figures = page_texts is None or _figure_share(page_texts[number - 1]) >= _FIGURE_PAGE
-                    if sum(len(t.rows) for t in ruled) < 3 and figures and page.chars:
-                        # Unruled ("stream") tables, or only a ruled fragment: pdfplumber's text strategy,
-                        # kept only when it looks like a table of figures (it also slices prose into columns).
-                        stream = [t for t in map(Table.from_cells, _stream_tables(page))
-                                  if t is not None and _looks_tabular(t)]
-                        ruled = stream or ruled
-                    if ruled:
-                        found[number] = ruled
-                    page.flush_cache()  # pdfplumber keeps every parsed page otherwise
+                    turn, turned = _text_direction(page.chars)
+                    if turn:
+                        # The page's text runs sideways or upside down: read it from a copy turned upright
+                        # (pdfminer applies /Rotate to every glyph and ruling), so rows stay rows.
+                        page.flush_cache()
+                        page_tables = _upright_tables(path, number, turn, password)
+                    else:
+                        figures = page_texts is None or _figure_share(page_texts[number - 1]) >= _FIGURE_PAGE
+                        page_tables = _page_tables(page, turned, figures)
+                        page.flush_cache()  # pdfplumber keeps every parsed page otherwise
+                    if page_tables:
+                        found[number] = page_tables
         except Exception as exc:  # noqa: BLE001 - tables are a bonus; the page text still stands
             log.warning("%s: table extraction failed (%s); page text kept", source, exc)
         return found
+
+
+def _direction(char: dict) -> int:
+    """The clockwise turn (0, 90, 180, 270) that sets a glyph upright, from its text matrix."""
+    a, b = char.get("matrix", (1, 0))[:2]
+    if abs(a) >= abs(b):
+        return 0 if a >= 0 else 180
+    return 90 if b > 0 else 270  # b > 0: the baseline runs up the page (text turned anticlockwise)
+
+
+def _text_direction(chars: list[dict]) -> tuple[int, int]:
+    """How a page's text runs: (the turn that sets the whole page upright when most of its glyphs are turned
+    the same way, as in a table printed sideways; else 0), and the commonest turn of its turned glyphs
+    (vertical column headers; 0 when none)."""
+    counts: dict[int, int] = {}
+    for char in chars:
+        turn = _direction(char)
+        counts[turn] = counts.get(turn, 0) + 1
+    turned = max((t for t in counts if t), key=lambda t: counts[t], default=0)
+    if turned and counts[turned] >= _TURNED_PAGE * len(chars):
+        return turned, turned
+    return 0, turned
+
+
+# pdfplumber's reading order for a cell of glyphs turned a quarter: text turned anticlockwise runs up the page
+# and its lines follow left to right; turned clockwise, it runs down and its lines follow right to left.
+_TURNED_READING = {90: {"line_dir": "ltr", "char_dir": "btt"}, 270: {"line_dir": "rtl", "char_dir": "ttb"}}
+
+
+def _extract_tables(page, turned: int) -> list[list[list[str | None]]]:
+    """pdfplumber's ruled tables, with cells of vertical text (turned a quarter) read the right way round
+    (by default pdfplumber renders them reversed or one word per line: "sretov deretsigeR") and row labels
+    that stand outside the rulings brought in."""
+    tables = page.find_tables()
+    grids = [table.extract() for table in tables]
+    if tables and turned in _TURNED_READING:
+        _read_turned_cells(page, tables, grids, turned)
+    if tables:
+        words = page.extract_words()
+        grids = [_with_row_labels(table, grid, words) for table, grid in zip(tables, grids, strict=True)]
+    return grids
+
+
+def _read_turned_cells(page, tables: list, grids: list[list[list[str | None]]], turned: int) -> None:
+    """Cells of vertical text (glyphs turned a quarter) read again the right way round, in place."""
+    reading = _TURNED_READING[turned]
+    from pdfplumber.utils import extract_text
+
+    def inside(char: dict, box: tuple) -> bool:
+        x, y = (char["x0"] + char["x1"]) / 2, (char["top"] + char["bottom"]) / 2
+        return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+    chars = page.chars
+    turned_chars = [c for c in chars if _direction(c) == turned]
+    for table, grid in zip(tables, grids, strict=True):
+        for row, cells in zip(table.rows, grid, strict=True):
+            for j, box in enumerate(row.cells):
+                if box is None or not any(inside(c, box) for c in turned_chars):
+                    continue
+                in_cell = [c for c in chars if inside(c, box)]
+                if 2 * sum(1 for c in in_cell if _direction(c) == turned) > len(in_cell):
+                    cells[j] = extract_text(in_cell, **reading, line_dir_rotated=reading["line_dir"],
+                                            char_dir_rotated=reading["char_dir"], line_dir_render="ttb",
+                                            char_dir_render="ltr")
+
+
+def _page_tables(page, turned: int, figures: bool) -> list[Table]:
+    """A pdfplumber page's tables: ruled ones, else unruled ones when the page is rich in figures."""
+    ruled = [t for t in map(Table.from_cells, _extract_tables(page, turned))
+             if t is not None and t.rows and len(t.header) > 1]
+    if sum(len(t.rows) for t in ruled) < 3 and figures and page.chars:
+        # Unruled ("stream") tables, or only a ruled fragment: pdfplumber's text strategy,
+        # kept only when it looks like a table of figures (it also slices prose into columns).
+        stream = [t for t in map(Table.from_cells, _stream_tables(page)) if t is not None and _looks_tabular(t)]
+        ruled = stream or ruled
+    return ruled
+
+
+def _with_row_labels(table, grid: list[list[str | None]], words: list[dict]) -> list[list[str | None]]:
+    """A ruled table whose row labels stand left of its rulings (an unruled stub column: "Alcona | 963 |
+    439 …") gets them back as its first column; otherwise each row would lose the entity it is about. Kept
+    only when most rows that hold figures find a label on their own line."""
+    x0, top, _, bottom = table.bbox
+    reach = x0 - _STUB_WIDTH * table.page.width
+    left = [w for w in words if reach <= w["x0"] and w["x1"] <= x0 + 1
+            and top <= (w["top"] + w["bottom"]) / 2 <= bottom]
+    if not left:
+        return grid
+    labels: list[str] = []
+    starts: list[float] = []
+    for row in table.rows:
+        _, r_top, _, r_bottom = row.bbox
+        inside = sorted((w for w in left if r_top <= (w["top"] + w["bottom"]) / 2 < r_bottom),
+                        key=lambda w: (round(w["top"]), w["x0"]))
+        labels.append(" ".join(w["text"] for w in inside))
+        starts.append(min((w["x0"] for w in inside), default=-1.0))
+    figured = [i for i, cells in enumerate(grid) if any(_FIGURE.fullmatch(c or "") and (c or "").strip()
+                                                        for c in cells)]
+    labelled = [i for i in figured if labels[i]]
+    if not figured or 2 * len(labelled) <= len(figured):
+        return grid
+    # A stub column is aligned: its labels start at one x (the right end of a prose column beside the table,
+    # cut at `reach`, is not).
+    first = sorted(starts[i] for i in labelled)[len(labelled) // 2]
+    if 2 * sum(1 for i in labelled if abs(starts[i] - first) <= 2) <= len(labelled):
+        return grid
+    return [[label, *cells] for label, cells in zip(labels, grid, strict=True)]
+
+
+def _upright_tables(path: Path, number: int, turn: int, password: str | None) -> list[Table]:
+    """The tables of page ``number`` read from an in-memory copy of it turned ``turn`` degrees clockwise."""
+    import io
+
+    import pdfplumber
+    from pypdf import PdfReader, PdfWriter
+
+    reader = PdfReader(path, strict=False)
+    if reader.is_encrypted:
+        reader.decrypt(password or "")
+    writer = PdfWriter()
+    writer.add_page(reader.pages[number - 1])
+    writer.pages[0].rotate(turn)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    buffer.seek(0)
+    with pdfplumber.open(buffer) as pdf:
+        page = pdf.pages[0]
+        figures = _figure_share(page.extract_text() or "") >= _FIGURE_PAGE
+        return _page_tables(page, _text_direction(page.chars)[1], figures)
 
 
 def page_elements(source: str, page_texts: list[str], tables: dict[int, list[Table]],
