@@ -10,6 +10,7 @@ from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, TOO_
 from ingest.ocr import OcrUnavailable
 from ingest.scan import PageScanner, ScannedPage
 from ingest.tables import Table
+from ingest.textlayer import MIN_CHARACTERS, MIN_TEXT_QUALITY, word_share
 from rag.analysis import fold_accents
 from rag.types import Element, ElementType
 
@@ -50,7 +51,7 @@ class PdfParser:
     """
 
     # 3: tables with a title, multi-row headers joined, merged rows split, row spans filled; 4: OCR of scans
-    base_version = "pdf-5"
+    base_version = "pdf-6"
 
     def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None,
                  scanner: PageScanner | None = None, max_pages: int = 10_000) -> None:
@@ -89,6 +90,7 @@ class PdfParser:
             raise IngestError(source, CORRUPT, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         if not page_texts:
             raise IngestError(source, EMPTY, "no pages")
+        _repair_garbled(path, password, page_texts)
         self.scanned = self._read_scans(path, source, password, page_texts)
         ocr_tables = {n: list(page.layout.tables) for n, page in self.scanned.items() if page.layout.tables}
         for number, page in self.scanned.items():
@@ -379,6 +381,30 @@ def _drop_table_lines(text: str, tables: list[Table]) -> str:
 
 _LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
 _LINE_HYPHEN = re.compile(r"(\w)-\n(\w)")
+
+
+def _repair_garbled(path: Path, password: str | None, page_texts: list[str]) -> None:
+    """Pages whose pypdf text is mostly implausible words ("Yerala", "Tamilm#adu": a font whose character map
+    pypdf misreads) are read again with pdfium, which decodes such fonts and orders turned text; its text is
+    kept when more of it is plausible words. In place."""
+    garbled = [n for n, text in enumerate(page_texts)
+               if len(text.strip()) >= MIN_CHARACTERS and word_share(text) < MIN_TEXT_QUALITY]
+    if not garbled:
+        return
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(path, password=password)
+    except pdfium.PdfiumError:
+        return
+    try:
+        for n in garbled:
+            # pdfium marks a hyphen at a line end with U+FFFE
+            text = _clean(pdf[n].get_textpage().get_text_range().replace("\r\n", "\n").replace("\ufffe", "-"))
+            if word_share(text) > word_share(page_texts[n]):
+                page_texts[n] = text
+    finally:
+        pdf.close()
 
 
 def _clean(text: str) -> str:

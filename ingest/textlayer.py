@@ -20,9 +20,24 @@ def text_quality(text: str) -> float:
     """Share of the text's characters in plausible words or numbers, times how far its stopword share
     reaches what prose has (8% of the words in any of our languages, and more): 1.0 for prose, near 0
     for OCR garbage."""
+    share, words, tokens = _plausible_share(text)
+    if tokens < 20:
+        return share
+    stop_share = max(sum(w in stopwords(lang) for w in words) for lang in SUPPORTED_LANGUAGES) / tokens
+    return share * min(1.0, stop_share / 0.08)
+
+
+def word_share(text: str) -> float:
+    """Share of the text's characters in plausible words or numbers, whatever the words: a page of names
+    and figures (a table) scores high, text from a misread font ("Tamilm#adu", "ujarat") low."""
+    return _plausible_share(text)[0]
+
+
+def _plausible_share(text: str) -> tuple[float, list[str], int]:
+    """(share of characters in plausible words or numbers, those words folded, number of tokens)."""
     tokens = _TOKEN.findall(text)
     if not tokens:
-        return 0.0
+        return 0.0, [], 0
     good = 0
     words: list[str] = []
     for token in tokens:
@@ -32,11 +47,7 @@ def text_quality(text: str) -> float:
             words.append(fold_accents(match.group(1).lower()))
         elif _NUMBER.match(token):
             good += len(token)
-    share = good / sum(len(t) for t in tokens)
-    if len(tokens) < 20:
-        return share
-    stop_share = max(sum(w in stopwords(lang) for w in words) for lang in SUPPORTED_LANGUAGES) / len(tokens)
-    return share * min(1.0, stop_share / 0.08)
+    return good / sum(len(t) for t in tokens), words, len(tokens)
 
 
 def is_garbage(text: str) -> bool:

@@ -196,3 +196,10 @@ def test_sideways_table_matches_the_camelot_ground_truth(shared: Path):
     wanted = {" ".join(c.split()) for row in expected["rows"] for c in row if c.strip()}
     assert wanted <= ours  # before: reversed and transposed ("raguS :stluda doolB")
     assert ("Kerala", "5738", "6633", "8864", "8297", "245", "2161", "3195", "1645", "2391") in map(tuple, table.rows)
+
+
+def test_a_page_whose_font_pypdf_misreads_is_read_with_pdfium(shared: Path):
+    pdf = shared / "corpus" / "pdf_tables" / "camelot_anticlockwise_table_1.pdf"
+    text = " ".join(e.text for e in PdfParser().parse(pdf, "anticlockwise.pdf") if e.element_type == ElementType.TEXT)
+    assert "Rural-Third Repeat Survey" in text  # pypdf: "RuralA(ThirdmRepeatmSurveymD.))"
+    assert "Yerala" not in text and "mmmmm" not in text
