@@ -1,0 +1,181 @@
+"""How far one index goes: open time, hybrid retrieval latency, peak memory and disk at N chunks.
+
+Usage: python -m bench.scale --chunks N [N ...] [--dir .bench-scale] [--queries 200] [--dense-search exact|hnsw]
+
+Each size is built once (cached in ``DIR/chunks-N``) through the project's own index code (``DocumentIndex.add``:
+Chroma, BM25 over sentences and windows, exact vectors), from synthetic documents: 40 sentence chunks each, words
+drawn from a Zipf distribution over a 50,000-word pseudo-vocabulary (as in real text, a few words are very common
+and most are rare), and random unit vectors of 384 dimensions (the embedded models' size). Each measurement runs in
+a fresh process, so that open time and peak memory are those of a server starting on that index: open the index,
+answer a first query (``open_s``), then ``--queries`` hybrid retrievals (BM25 + dense + fusion, as the product
+runs them; the query vector is random, so the embedding model's time is left out). The last line printed is JSON:
+``chunks``, ``open_s``, ``retrieval_p50_ms``, ``retrieval_p95_ms``, ``peak_rss_mb``, ``disk_mb``, ``build_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rag.types import Chunk, ChunkMetadata
+
+DIMENSIONS = 384
+CHUNKS_PER_DOC = 40
+WORDS_PER_CHUNK = 18
+VOCABULARY = 50_000
+BATCH_DOCS = 50
+_SYLLABLES = ["ka", "lo", "mi", "ne", "ro", "ta", "su", "vi", "de", "po", "ga", "li", "no", "re", "sa", "tu"]
+
+
+def pseudo_words(n: int) -> list[str]:
+    """``n`` distinct pronounceable words ("kalo", "mitera"): the analyser stems and keeps them like words."""
+    words, k = [], 0
+    while len(words) < n:
+        x, parts = k, []
+        while True:
+            parts.append(_SYLLABLES[x % len(_SYLLABLES)])
+            x //= len(_SYLLABLES)
+            if x == 0:
+                break
+        words.append("".join(parts) + "n")
+        k += 1
+    return words
+
+
+class SyntheticCorpus:
+    """Documents of sentence chunks with Zipf-distributed words and random unit vectors, reproducible by seed."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.words = np.array(pseudo_words(VOCABULARY))
+        ranks = np.arange(1, VOCABULARY + 1)
+        self.p = (1.0 / ranks) / (1.0 / ranks).sum()
+
+    def sentence(self) -> str:
+        return " ".join(self.rng.choice(self.words, size=WORDS_PER_CHUNK, p=self.p)) + "."
+
+    def document(self, number: int) -> tuple[list[Chunk], np.ndarray]:
+        doc_id = f"d{number:07d}"
+        sentences = [self.sentence() for _ in range(CHUNKS_PER_DOC)]
+        chunks = []
+        for ordinal, text in enumerate(sentences):
+            window = " ".join(sentences[max(0, ordinal - 2):ordinal + 3])
+            meta = ChunkMetadata(source=f"doc{number:07d}.pdf", page=1 + ordinal // 10, doc_id=doc_id,
+                                 doc_hash=doc_id, chunker="sentence-window",
+                                 chunker_params=json.dumps({"window": 2}), language="en", ordinal=ordinal,
+                                 window=window)
+            chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, text), text, meta))
+        vectors = self.rng.standard_normal((CHUNKS_PER_DOC, DIMENSIONS)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return chunks, vectors
+
+    def query(self) -> str:
+        return " ".join(self.rng.choice(self.words, size=8, p=self.p))
+
+
+def build(folder: Path, chunks: int) -> float:
+    """Build the index of ``chunks`` chunks in ``folder`` unless it is there; the build's seconds."""
+    from rag.index import DocumentIndex
+
+    done = folder / "built.json"
+    if done.exists():
+        return float(json.loads(done.read_text())["build_s"])
+    started = time.perf_counter()
+    index = DocumentIndex(folder)
+    corpus = SyntheticCorpus()
+    docs = max(1, chunks // CHUNKS_PER_DOC)
+    for start in range(0, docs, BATCH_DOCS):
+        batch = [corpus.document(n) for n in range(start, min(docs, start + BATCH_DOCS))]
+        index.add([c for cs, _ in batch for c in cs], np.vstack([v for _, v in batch]), model_id="synthetic-384")
+        print(f"\r  built {min(docs, start + BATCH_DOCS) * CHUNKS_PER_DOC:,} / {docs * CHUNKS_PER_DOC:,} chunks",
+              end="", file=sys.stderr, flush=True)
+    index.save()
+    seconds = time.perf_counter() - started
+    print(file=sys.stderr)
+    done.write_text(json.dumps({"chunks": docs * CHUNKS_PER_DOC, "build_s": seconds}))
+    return seconds
+
+
+class RandomQueryEmbedder:
+    """The query side of the benchmark: random unit vectors, named like the stored ones."""
+
+    model_id = "synthetic-384"
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(11)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = self.rng.standard_normal((len(texts), DIMENSIONS)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def measure(folder: Path, queries: int, dense_search: str) -> dict[str, float]:
+    """Open the index, answer a first query, then time ``queries`` more (run in a fresh process)."""
+    from rag.index import DocumentIndex
+    from rag.retriever import HybridRetriever
+    from rag.settings import Settings
+
+    settings = Settings(index_dir=folder, dense_languages=[], dense_search=dense_search)
+    corpus = SyntheticCorpus(seed=3)
+    texts = [corpus.query() for _ in range(queries + 1)]
+    started = time.perf_counter()
+    index = DocumentIndex(folder)
+    retriever = HybridRetriever.from_settings(index, RandomQueryEmbedder(), settings)
+    retriever.retrieve(texts[0], "en", top_k=10)
+    open_s = time.perf_counter() - started
+    timings = []
+    for text in texts[1:]:
+        t0 = time.perf_counter()
+        retriever.retrieve(text, "en", top_k=10)
+        timings.append((time.perf_counter() - t0) * 1000)
+    timings.sort()
+    return {"chunks": index.store.count(), "open_s": round(open_s, 2),
+            "retrieval_p50_ms": round(timings[len(timings) // 2], 1),
+            "retrieval_p95_ms": round(timings[min(len(timings) - 1, int(0.95 * len(timings)))], 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)}
+
+
+def disk_mb(folder: Path) -> float:
+    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dir", default=".bench-scale", help="where the built indexes are kept")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--dense-search", choices=["exact", "hnsw"], default="exact")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: measure this folder in this process
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure), args.queries, args.dense_search)))
+        return 0
+    from rag.offline import ensure_offline
+
+    ensure_offline()
+    results = []
+    for chunks in args.chunks:
+        folder = Path(args.dir) / f"chunks-{chunks}"
+        build_s = build(folder, chunks)
+        run = subprocess.run([sys.executable, "-m", "bench.scale", "--measure", str(folder), "--queries",
+                              str(args.queries), "--dense-search", args.dense_search],
+                             capture_output=True, text=True, check=True)
+        row = {**json.loads(run.stdout.strip().splitlines()[-1]), "disk_mb": disk_mb(folder),
+               "build_s": round(build_s, 1), "dense_search": args.dense_search}
+        results.append(row)
+        print(f"{row['chunks']:>10,} chunks  open {row['open_s']:6.2f} s  p50 {row['retrieval_p50_ms']:7.1f} ms  "
+              f"p95 {row['retrieval_p95_ms']:7.1f} ms  peak RSS {row['peak_rss_mb']:7.0f} MB  "
+              f"disk {row['disk_mb']:8.1f} MB  built in {row['build_s']:.0f} s", flush=True)
+    print(json.dumps(results[-1]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
