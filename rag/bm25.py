@@ -1,9 +1,9 @@
 """Sparse retrieval: a persisted BM25 (Okapi) index over analysed chunk terms.
 
-rank-bm25's ``BM25Okapi`` computes the statistics (idf with its epsilon floor, document lengths);
-scoring is vectorised with a sparse matrix because ``BM25Okapi.get_scores`` loops over every
-document in Python on each query (seconds per query at 50,000 chunks). The scores are the same,
-which a test checks against ``get_scores``.
+Scores are rank-bm25's ``BM25Okapi`` (idf with its epsilon floor, document lengths), computed with numpy
+and a sparse matrix: ``BM25Okapi.get_scores`` loops over every document in Python on each query (seconds
+per query at 50,000 chunks) and its constructor over every token (seconds to open a large index). A test
+checks the scores and idfs against rank-bm25 itself.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from rank_bm25 import BM25Okapi
 from scipy import sparse
+
+EPSILON = 0.25  # rank-bm25's BM25Okapi default: the idf floor, as a share of the mean idf
 
 
 class BM25Index:
@@ -111,20 +112,28 @@ class BM25Index:
         return matrix @ query
 
     def _ensure_matrix(self) -> sparse.csr_matrix:
+        """The chunk x term matrix of BM25 weights, built with numpy from the terms: rank-bm25's ``BM25Okapi``
+        formulas (idf with its epsilon floor for terms in more than half the chunks, document lengths in
+        tokens) without its per-document Python loops (most of the time to open a 100,000-chunk index)."""
         if self._matrix is None:
             self._ids = list(self._terms)
             # rank-bm25 divides by the corpus size; an empty token list is kept as a placeholder term.
-            corpus = [self._terms[cid] or ["\x00"] for cid in self._ids]
-            model = BM25Okapi(corpus, k1=self.k1, b=self.b)
-            self._vocab = {term: i for i, term in enumerate(model.idf)}
-            self._idf = dict(model.idf)
-            lengths = np.asarray(model.doc_len, dtype=np.float64)
-            norm = self.k1 * (1 - self.b + self.b * lengths / model.avgdl)
-            rows, cols, vals = [], [], []
-            for d, freqs in enumerate(model.doc_freqs):
-                for term, freq in freqs.items():
-                    rows.append(d)
-                    cols.append(self._vocab[term])
-                    vals.append(model.idf[term] * freq * (self.k1 + 1) / (freq + norm[d]))
-            self._matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(corpus), len(self._vocab)))
+            docs = [self._terms[cid] or ["\x00"] for cid in self._ids]
+            lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+            vocab: dict[str, int] = {}
+            columns = np.fromiter((vocab.setdefault(t, len(vocab)) for d in docs for t in d), dtype=np.int64,
+                                  count=int(lengths.sum()))
+            rows = np.repeat(np.arange(len(docs)), lengths)
+            matrix = sparse.csr_matrix((np.ones(len(columns)), (rows, columns)), shape=(len(docs), len(vocab)))
+            matrix.sum_duplicates()  # term frequencies
+            n = len(docs)
+            df = np.bincount(matrix.indices, minlength=len(vocab))
+            idf = np.log(n - df + 0.5) - np.log(df + 0.5)
+            idf = np.where(idf < 0, EPSILON * idf.mean(), idf)  # BM25Okapi's floor for very common terms
+            norm = self.k1 * (1 - self.b + self.b * lengths / lengths.mean())
+            tf = matrix.data
+            row_of = np.repeat(np.arange(n), np.diff(matrix.indptr))
+            matrix.data = idf[matrix.indices] * tf * (self.k1 + 1) / (tf + norm[row_of])
+            self._matrix, self._vocab = matrix, vocab
+            self._idf = dict(zip(vocab, idf.tolist(), strict=True))
         return self._matrix
