@@ -6,11 +6,19 @@ average, 0% for some claims, and neither ``ef_search`` nor ``max_neighbors=32, e
 (67%). The exact product takes ~4 ms per query there (384 floats per chunk, 1.5 KB of memory each), so it is
 the default (``RAG_DENSE_SEARCH=exact``); Chroma stays the store of record, and the matrix is read from it on
 first use and kept in step with every add and delete.
+
+Reading every vector out of Chroma takes seconds (about 5 s per 100,000 vectors here), so the matrix is also kept
+in a cache file beside the index (``exact-<collection>.npz``: ids, vectors, the vectors' model), written after a
+read from Chroma and at every save. It is used only when its model and its set of ids are Chroma's own; anything
+else (a killed run, another process's ingest, another embedder) reads Chroma again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -24,16 +32,22 @@ _READ_BATCH = 5000  # ids per read from Chroma (its SQL layer limits variables p
 class ExactVectors:
     """Every vector of one Chroma collection, searched exactly. Not thread-safe: callers hold the index lock."""
 
-    def __init__(self, store: ChromaStore) -> None:
+    def __init__(self, store: ChromaStore, cache: Path | None = None,
+                 model: Callable[[], str | None] | None = None) -> None:
         self.store = store
+        self.cache = cache  # None: no cache file
+        self.model = model or (lambda: None)  # the stored vectors' model, as the index records it
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._alive = np.zeros(0, dtype=bool)
         self._loaded = False
+        self._dirty = False  # changed since the cache file was written
 
     def _load(self) -> None:
         ids = self.store.ids()
+        if self._load_cache(ids):
+            return
         vectors: dict[str, np.ndarray] = {}
         for start in range(0, len(ids), _READ_BATCH):
             vectors.update(self.store.vectors(ids[start:start + _READ_BATCH]))
@@ -45,11 +59,49 @@ class ExactVectors:
         self._loaded = True
         if self._ids:
             log.info("loaded %d vectors of %s for exact search", len(self._ids), self.store.collection.name)
+        self._dirty = True
+        self.save()
+
+    def _load_cache(self, ids: list[str]) -> bool:
+        """Take the matrix from the cache file when it holds exactly the store's ids, by the same model."""
+        if self.cache is None or not ids or not self.cache.exists():
+            return False
+        try:
+            with np.load(self.cache, allow_pickle=False) as data:
+                cached, model, matrix = [str(i) for i in data["ids"]], str(data["model"]), data["vectors"]
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("%s: unreadable (%s); vectors read from the store", self.cache, exc)
+            return False
+        if model != (self.model() or "") or len(cached) != len(ids) or set(cached) != set(ids) \
+                or matrix.shape[0] != len(cached):
+            return False
+        self._ids, self._matrix = cached, matrix.astype(np.float32, copy=False)
+        self._rows = {cid: row for row, cid in enumerate(self._ids)}
+        self._alive = np.ones(len(self._ids), dtype=bool)
+        self._loaded, self._dirty = True, False
+        return True
+
+    def save(self) -> None:
+        """Write the cache file if the matrix changed since (atomic; a read-only index folder is no error)."""
+        if self.cache is None or not self._loaded or not self._dirty:
+            return
+        keep = np.flatnonzero(self._alive)
+        tmp = self.cache.with_name(f"{self.cache.stem}.{os.getpid()}.tmp.npz")
+        try:
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, ids=np.array([self._ids[i] for i in keep], dtype=str), model=np.array(self.model() or ""),
+                     vectors=self._matrix[keep] if self._matrix.size else np.zeros((0, 0), dtype=np.float32))
+            os.replace(tmp, self.cache)
+            self._dirty = False
+        except OSError as exc:
+            log.info("%s not written (%s); vectors are read from the store on next open", self.cache, exc)
+            tmp.unlink(missing_ok=True)
 
     def add(self, ids: list[str], vectors: np.ndarray) -> None:
         """Keep step with the store (after it was written): new ids are appended, known ones replaced."""
         if not self._loaded or not ids:
             return  # read whole on first search
+        self._dirty = True
         self.delete(ids)
         vectors = np.asarray(vectors, dtype=np.float32)
         self._matrix = vectors.copy() if self._matrix.size == 0 else np.vstack([self._matrix, vectors])
@@ -65,6 +117,7 @@ class ExactVectors:
             row = self._rows.pop(cid, None)
             if row is not None:
                 self._alive[row] = False
+                self._dirty = True
         if len(self._alive) > 1000 and self._alive.sum() < len(self._alive) // 2:
             self._compact()
 
@@ -77,7 +130,7 @@ class ExactVectors:
 
     def reset(self) -> None:
         """Forget the matrix (the collection was dropped or rebuilt); read again on next use."""
-        self.__init__(self.store)
+        self.__init__(self.store, self.cache, self.model)
 
     def search(self, vector: np.ndarray, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """Top ``n`` (id, cosine) among live rows (vectors are unit length), ``allowed`` restricting the ids."""

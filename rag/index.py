@@ -45,7 +45,9 @@ class DocumentIndex:
         self.bm25 = BM25Index(self.index_dir / "bm25.json.gz", analysis=ANALYSIS_VERSION)
         self.windows = self.store.sibling(collection + WINDOWS_SUFFIX)
         self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.json.gz", analysis=ANALYSIS_VERSION)
-        self.exact, self.exact_windows = ExactVectors(self.store), ExactVectors(self.windows)
+        self.exact, self.exact_windows = (
+            ExactVectors(store, self.index_dir / f"exact-{name}.npz", lambda: self.vector_model)
+            for store, name in ((self.store, collection), (self.windows, collection + WINDOWS_SUFFIX)))
         self._analyzers = {lang: Analyzer(lang, canonical=True) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
         self._vectors_path = self.index_dir / "vectors.json"
@@ -180,6 +182,8 @@ class DocumentIndex:
         with self.lock:
             self.bm25.save()
             self.bm25_windows.save()
+            self.exact.save()
+            self.exact_windows.save()
 
     def drop(self) -> None:
         """Delete the Chroma collection (a deleted ``rag`` collection; its folder goes with the caller)."""

@@ -251,3 +251,43 @@ def test_exact_dense_search_keeps_step_with_adds_deletes_and_filters(tmp_path, d
         hits = HybridRetriever(reopened, dense, mode="dense", dense_search=search).retrieve(
             "¿Cuánto tarda en resolverse?", "es", top_k=4).hits
         assert chunks[0].id not in {h.chunk.id for h in hits} and len(hits) == 4
+
+
+def test_exact_vectors_reopen_from_their_cache_file_only_when_it_matches_the_store(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.standard_normal((n, 16)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    chunks = [_chunk(f"d{i // 3}", i % 3, f"frase número {i}") for i in range(9)]
+    vectors = unit(9)
+    index = DocumentIndex(tmp_path / "idx")
+    index.add(chunks[:6], vectors[:6], model_id="m1")
+    query = unit(1)[0]
+    first = index.search_dense(query, 6)  # read from Chroma, cache written
+    index.add(chunks[6:], vectors[6:], model_id="m1")
+    index.delete([chunks[0].id])
+    expected = index.search_dense(query, 10)
+    index.save()
+    assert (tmp_path / "idx" / "exact-documents.npz").exists() and len(first) == 6
+
+    reads = []
+    real_vectors = type(index.store).vectors
+    monkeypatch.setattr(type(index.store), "vectors", lambda self, ids: reads.append(len(ids)) or real_vectors(self, ids))
+    reopened = DocumentIndex(tmp_path / "idx")
+    found = reopened.search_dense(query, 10)
+    assert reads == []  # from the cache, with the same answer
+    assert [c for c, _ in found] == [c for c, _ in expected] and np.allclose([s for _, s in found],
+                                                                             [s for _, s in expected], atol=1e-6)
+
+    # Another writer changed the store without the cache (a killed run, another process): Chroma is read again.
+    other = DocumentIndex(tmp_path / "idx")
+    other.add([_chunk("d9", 0, "otra frase")], unit(1), model_id="m1")
+    again = DocumentIndex(tmp_path / "idx")
+    assert len(again.search_dense(query, 10)) == 9 and reads  # 8 live + the new one, read from the store
+    # Vectors recorded as another model's: the cache is not trusted either.
+    reads.clear()
+    again.save()
+    again.record_vector_model("m2")
+    assert len(DocumentIndex(tmp_path / "idx").search_dense(query, 10)) == 9 and reads
