@@ -10,7 +10,7 @@ from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, TOO_
 from ingest.ocr import OcrUnavailable
 from ingest.scan import PageScanner, ScannedPage
 from ingest.tables import Table
-from ingest.textlayer import MIN_CHARACTERS, MIN_TEXT_QUALITY, word_share
+from ingest.textlayer import is_misdecoded, word_share
 from rag.analysis import fold_accents
 from rag.types import Element, ElementType
 
@@ -225,18 +225,14 @@ def _read_turned_cells(page, tables: list, grids: list[list[list[str | None]]], 
     reading = _TURNED_READING[turned]
     from pdfplumber.utils import extract_text
 
-    def inside(char: dict, box: tuple) -> bool:
-        x, y = (char["x0"] + char["x1"]) / 2, (char["top"] + char["bottom"]) / 2
-        return box[0] <= x < box[2] and box[1] <= y < box[3]
-
     chars = page.chars
     turned_chars = [c for c in chars if _direction(c) == turned]
     for table, grid in zip(tables, grids, strict=True):
         for row, cells in zip(table.rows, grid, strict=True):
             for j, box in enumerate(row.cells):
-                if box is None or not any(inside(c, box) for c in turned_chars):
+                if box is None or not any(_centre_in(c, box) for c in turned_chars):
                     continue
-                in_cell = [c for c in chars if inside(c, box)]
+                in_cell = [c for c in chars if _centre_in(c, box)]
                 if 2 * sum(1 for c in in_cell if _direction(c) == turned) > len(in_cell):
                     cells[j] = extract_text(in_cell, **reading, line_dir_rotated=reading["line_dir"],
                                             char_dir_rotated=reading["char_dir"], line_dir_render="ttb",
@@ -340,6 +336,12 @@ def page_elements(source: str, page_texts: list[str], tables: dict[int, list[Tab
     return elements
 
 
+def _centre_in(obj: dict, box: tuple) -> bool:
+    """Whether a pdfplumber char's or word's centre lies in ``box`` (x0, top, x1, bottom)."""
+    x, y = (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
+    return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+
 def _stream_tables(page) -> list[list[list[str]]]:
     """Unruled tables by pdfplumber's text strategy, with whole words per cell.
 
@@ -352,10 +354,9 @@ def _stream_tables(page) -> list[list[list[str]]]:
         rows = [[cell for cell in row.cells] for row in table.rows]
         grid: list[list[list[str]]] = [[[] for _ in row] for row in rows]
         for word in words:
-            x, y = (word["x0"] + word["x1"]) / 2, (word["top"] + word["bottom"]) / 2
             for i, row in enumerate(rows):
                 for j, cell in enumerate(row):
-                    if cell is not None and cell[0] <= x < cell[2] and cell[1] <= y < cell[3]:
+                    if cell is not None and _centre_in(word, cell):
                         grid[i][j].append(word["text"])
                         break
                 else:
@@ -387,8 +388,7 @@ def _repair_garbled(path: Path, password: str | None, page_texts: list[str]) -> 
     """Pages whose pypdf text is mostly implausible words ("Yerala", "Tamilm#adu": a font whose character map
     pypdf misreads) are read again with pdfium, which decodes such fonts and orders turned text; its text is
     kept when more of it is plausible words. In place."""
-    garbled = [n for n, text in enumerate(page_texts)
-               if len(text.strip()) >= MIN_CHARACTERS and word_share(text) < MIN_TEXT_QUALITY]
+    garbled = [n for n, text in enumerate(page_texts) if is_misdecoded(text)]
     if not garbled:
         return
     import pypdfium2 as pdfium

@@ -55,6 +55,12 @@ def is_garbage(text: str) -> bool:
     return len(text.strip()) >= MIN_CHARACTERS and text_quality(text) < MIN_TEXT_QUALITY
 
 
+def is_misdecoded(text: str) -> bool:
+    """A text layer long enough to judge whose words are mostly implausible, whatever their stopwords (a
+    font whose character map the reader got wrong, not a page of names and figures)."""
+    return len(text.strip()) >= MIN_CHARACTERS and word_share(text) < MIN_TEXT_QUALITY
+
+
 def _plausible(word: str) -> bool:
     """Letters with a vowel (or one letter), in one case pattern (lower, Title, UPPER), without long runs of
     consonants."""

@@ -51,12 +51,9 @@ class ExactVectors:
         vectors: dict[str, np.ndarray] = {}
         for start in range(0, len(ids), _READ_BATCH):
             vectors.update(self.store.vectors(ids[start:start + _READ_BATCH]))
-        self._ids = [cid for cid in ids if cid in vectors]
-        self._rows = {cid: row for row, cid in enumerate(self._ids)}
-        self._matrix = (np.stack([vectors[cid] for cid in self._ids]).astype(np.float32) if self._ids
-                        else np.zeros((0, 0), dtype=np.float32))
-        self._alive = np.ones(len(self._ids), dtype=bool)
-        self._loaded = True
+        kept = [cid for cid in ids if cid in vectors]
+        self._set(kept, np.stack([vectors[cid] for cid in kept]).astype(np.float32) if kept
+                  else np.zeros((0, 0), dtype=np.float32))
         if self._ids:
             log.info("loaded %d vectors of %s for exact search", len(self._ids), self.store.collection.name)
         self._dirty = True
@@ -75,22 +72,26 @@ class ExactVectors:
         if model != (self.model() or "") or len(cached) != len(ids) or set(cached) != set(ids) \
                 or matrix.shape[0] != len(cached):
             return False
-        self._ids, self._matrix = cached, matrix.astype(np.float32, copy=False)
-        self._rows = {cid: row for row, cid in enumerate(self._ids)}
-        self._alive = np.ones(len(self._ids), dtype=bool)
-        self._loaded, self._dirty = True, False
+        self._set(cached, matrix.astype(np.float32, copy=False))
+        self._dirty = False
         return True
+
+    def _set(self, ids: list[str], matrix: np.ndarray) -> None:
+        """Hold ``matrix`` (one row per id, all live) as the collection's vectors."""
+        self._ids, self._matrix = ids, matrix
+        self._rows = {cid: row for row, cid in enumerate(ids)}
+        self._alive = np.ones(len(ids), dtype=bool)
+        self._loaded = True
 
     def save(self) -> None:
         """Write the cache file if the matrix changed since (atomic; a read-only index folder is no error)."""
         if self.cache is None or not self._loaded or not self._dirty:
             return
-        keep = np.flatnonzero(self._alive)
+        self._compact()  # live rows only
         tmp = self.cache.with_name(f"{self.cache.stem}.{os.getpid()}.tmp.npz")
         try:
             self.cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, ids=np.array([self._ids[i] for i in keep], dtype=str), model=np.array(self.model() or ""),
-                     vectors=self._matrix[keep] if self._matrix.size else np.zeros((0, 0), dtype=np.float32))
+            np.savez(tmp, ids=np.array(self._ids, dtype=str), model=np.array(self.model() or ""), vectors=self._matrix)
             os.replace(tmp, self.cache)
             self._dirty = False
         except OSError as exc:
@@ -122,11 +123,10 @@ class ExactVectors:
             self._compact()
 
     def _compact(self) -> None:
+        if self._alive.all():
+            return
         keep = np.flatnonzero(self._alive)
-        self._ids = [self._ids[i] for i in keep]
-        self._matrix = self._matrix[keep]
-        self._rows = {cid: row for row, cid in enumerate(self._ids)}
-        self._alive = np.ones(len(self._ids), dtype=bool)
+        self._set([self._ids[i] for i in keep], self._matrix[keep])
 
     def reset(self) -> None:
         """Forget the matrix (the collection was dropped or rebuilt); read again on next use."""
