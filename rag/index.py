@@ -42,9 +42,9 @@ class DocumentIndex:
         # Named collections keep their Chroma collection in the index folder's one Chroma store.
         self.store = ChromaStore(path=Path(chroma_dir) if chroma_dir else self.index_dir / "chroma",
                                  collection=collection, url=chroma_url)
-        self.bm25 = BM25Index(self.index_dir / "bm25.json.gz", analysis=ANALYSIS_VERSION)
+        self.bm25 = BM25Index(self.index_dir / "bm25.npz", analysis=ANALYSIS_VERSION)
         self.windows = self.store.sibling(collection + WINDOWS_SUFFIX)
-        self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.json.gz", analysis=ANALYSIS_VERSION)
+        self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.npz", analysis=ANALYSIS_VERSION)
         self.exact, self.exact_windows = (
             ExactVectors(store, self.index_dir / f"exact-{name}.npz", lambda: self.vector_model)
             for store, name in ((self.store, collection), (self.windows, collection + WINDOWS_SUFFIX)))

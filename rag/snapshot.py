@@ -23,6 +23,7 @@ from rag.index import DocumentIndex
 
 FORMAT = 1
 _BATCH = 2000
+_BM25_NAMES = ("bm25.npz", "bm25.json.gz")
 
 
 class SnapshotError(ValueError):
@@ -80,9 +81,9 @@ def export_snapshot(index: DocumentIndex, index_dir: Path, print_: dict[str, obj
     with tarfile.open(tmp, "w:gz") as tar:
         _add(tar, "snapshot.json", json.dumps(asdict(info), indent=1).encode())
         _add(tar, "manifest.json", manifest_bytes)
-        bm25 = index_dir / "bm25.json.gz"
-        if bm25.exists():
-            _add(tar, "bm25.json.gz", bm25.read_bytes())
+        bm25 = index.bm25.path
+        if bm25 is not None and bm25.exists():
+            _add(tar, bm25.name, bm25.read_bytes())
         _add(tar, "chunks.jsonl", "\n".join(lines).encode("utf-8"))
         _add(tar, "embeddings.npy", buffer.getvalue())
     tmp.replace(out)  # a reader never sees a half-written snapshot
@@ -114,7 +115,8 @@ def import_snapshot(snapshot: Path, index_dir: Path, print_: dict[str, object], 
              if k != "embedder" and v != print_.get(k)]
     with tarfile.open(snapshot, "r:gz") as tar:
         parts = {name: tar.extractfile(name).read() for name in ("manifest.json", "chunks.jsonl", "embeddings.npy")}
-        bm25 = tar.extractfile("bm25.json.gz").read() if "bm25.json.gz" in tar.getnames() else None
+        # The BM25 file as the exporting version wrote it: "bm25.json.gz" (the first format) is converted on open.
+        bm25 = next(((name, tar.extractfile(name).read()) for name in _BM25_NAMES if name in tar.getnames()), None)
     matrix = np.load(io.BytesIO(parts["embeddings.npy"]), allow_pickle=False)
     rows = [json.loads(line) for line in parts["chunks.jsonl"].decode("utf-8").splitlines() if line.strip()]
     if len(rows) != info.chunks or len(matrix) != len(rows):
@@ -129,7 +131,7 @@ def import_snapshot(snapshot: Path, index_dir: Path, print_: dict[str, object], 
     index.record_vector_model(str(info.fingerprint.get("embedder")))
     index.rebuild_windows()  # derived from the stored chunks and vectors
     if bm25 is not None:
-        (index_dir / "bm25.json.gz").write_bytes(bm25)
+        (index_dir / bm25[0]).write_bytes(bm25[1])
     tmp = index_dir / "manifest.tmp"
     tmp.write_bytes(parts["manifest.json"])  # last: a manifest never names chunks the index lacks
     tmp.replace(index_dir / "manifest.json")

@@ -1,6 +1,9 @@
+import gzip
+import json
 import random
 
 import numpy as np
+import pytest
 from rank_bm25 import BM25Okapi
 
 from rag.bm25 import BM25Index
@@ -24,14 +27,70 @@ def test_scores_match_rank_bm25_on_random_corpora():
 
 
 def test_search_ranks_and_filters(tmp_path):
-    index = BM25Index(tmp_path / "bm25.json.gz")
+    index = BM25Index(tmp_path / "bm25.npz")
     index.add({"a": ["dosis", "paracetamol", "adult"], "b": ["garantia", "termostato"], "c": ["dosis", "niñ"],
                "d": ["wifi", "ghz"], "e": ["silla", "portatil"]})
     assert [cid for cid, _ in index.search(["dosis", "niñ"], 3)] == ["c", "a"]
     assert [cid for cid, _ in index.search(["dosis"], 3, allowed={"a"})] == ["a"]
     index.save()
-    reloaded = BM25Index(tmp_path / "bm25.json.gz")
+    reloaded = BM25Index(tmp_path / "bm25.npz")
     assert len(reloaded) == 5
     reloaded.delete(["c"])
     assert [cid for cid, _ in reloaded.search(["dosis", "niñ"], 3)] == ["a"]
     assert reloaded.search([], 3) == []
+
+
+def _reference_scores(docs: dict[str, list[str]], query: list[str]) -> dict[str, float]:
+    reference = BM25Okapi([terms or ["\x00"] for terms in docs.values()])
+    return dict(zip(docs, reference.get_scores(query), strict=True))
+
+
+def test_incremental_changes_saved_and_reopened_score_as_a_fresh_rank_bm25(tmp_path, monkeypatch):
+    """Adds, deletes and re-adds are merged into the stored postings; after each step, and after a reload,
+    every chunk's score equals rank-bm25's over the corpus as it now is."""
+    monkeypatch.setattr("rag.bm25.MERGE_EVERY", 9)  # long adds are merged part way through, as in a big ingest
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(60)]
+    corpus: dict[str, list[str]] = {}
+    index = BM25Index(tmp_path / "bm25.npz")
+    for step in range(12):
+        if step % 3 == 2:
+            index = BM25Index(tmp_path / "bm25.npz")  # what was saved is what comes back
+        added = {f"d{rng.randrange(200)}": [rng.choice(vocab) for _ in range(rng.randint(0, 30))]
+                 for _ in range(rng.randint(1, 40))}
+        gone = rng.sample(sorted(corpus), k=min(len(corpus), rng.randint(0, 8)))
+        index.add(added)  # some ids are already there: their terms are replaced
+        corpus.update(added)
+        index.delete(gone + ["never-added"])
+        for cid in gone:
+            corpus.pop(cid)
+        index.save()
+        assert len(index) == len(corpus) and sorted(index.ids()) == sorted(corpus)
+        query = [rng.choice(vocab) for _ in range(4)]
+        got = dict(zip(index.ids(), index.scores(query), strict=True))
+        expected = _reference_scores(corpus, query)
+        np.testing.assert_allclose([got[c] for c in corpus], [expected[c] for c in corpus], rtol=1e-9,
+                                   atol=1e-12, err_msg=f"step {step}")
+        some = next(iter(corpus))
+        assert index.terms(some) == set(corpus[some])
+
+
+def test_an_index_of_the_first_format_is_converted_on_open(tmp_path):
+    terms = {"a": ["dosis", "paracetamol", "adult"], "b": ["garantia", "termostato"], "c": ["dosis", "niñ"]}
+    legacy = tmp_path / "bm25.json.gz"
+    with gzip.open(legacy, "wt", encoding="utf-8") as fh:
+        json.dump({"format": 1, "k1": 1.5, "b": 0.75, "analysis": "es-3", "terms": terms}, fh)
+    index = BM25Index(tmp_path / "bm25.npz")
+    assert not legacy.exists() and (tmp_path / "bm25.npz").exists()
+    assert index.analysis == "es-3" and sorted(index.ids()) == ["a", "b", "c"]
+    reopened = BM25Index(tmp_path / "bm25.npz")
+    expected = _reference_scores(terms, ["dosis", "niñ"])
+    found = reopened.search(["dosis", "niñ"], 3)
+    assert [cid for cid, _ in found] == ["c", "a"]
+    np.testing.assert_allclose([score for _, score in found], [expected["c"], expected["a"]], rtol=1e-12)
+
+
+def test_a_damaged_file_is_named_in_the_error(tmp_path):
+    (tmp_path / "bm25.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="bm25.npz"):
+        BM25Index(tmp_path / "bm25.npz")

@@ -44,7 +44,7 @@ def _killed(result: subprocess.CompletedProcess) -> None:
 def _ids(index: Path) -> tuple[set[str], set[str], set[str]]:
     """Chroma, BM25 and manifest ids as they are on disk (read once, by this process, after every run)."""
     return (set(ChromaStore(path=index / "chroma", collection="documents").ids()),
-            set(BM25Index(index / "bm25.json.gz").ids()), Manifest(index / "manifest.json").chunk_ids())
+            set(BM25Index(index / "bm25.npz").ids()), Manifest(index / "manifest.json").chunk_ids())
 
 
 def _documents(folder: Path) -> Path:
@@ -63,7 +63,7 @@ def _reference(docs: Path, index: Path, embedder) -> set[str]:
 def test_kill_during_parse_leaves_orphans_that_the_next_run_removes(tmp_path, embedder):
     docs, index = _documents(tmp_path / "docs"), tmp_path / "index"
     _killed(_ingest(docs, index, kill_at="parse:thermolink_t200_manual.pdf"))
-    assert not (index / "manifest.json").exists() and not (index / "bm25.json.gz").exists()
+    assert not (index / "manifest.json").exists() and not (index / "bm25.npz").exists()
     repaired = _ingest(docs, index)
     assert repaired.returncode == 0, repaired.stderr[-2000:]
     assert "orphaned chunks from an interrupted run removed" in repaired.stdout  # Chroma had the first files

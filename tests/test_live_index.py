@@ -214,7 +214,7 @@ def test_server_killed_during_an_api_ingest_restarts_consistent(tmp_path, demo_s
         hits = httpx.post(f"{base}/v1/chunks", json={"text": "silencio administrativo", "limit": 3}).json()["data"]
         assert hits[0]["source"] == "ley_39_2015.pdf"
     chroma = set(ChromaStore(path=chroma_dir, collection="documents").ids())
-    assert chroma == set(BM25Index(index / "bm25.json.gz").ids()) == Manifest(index / "manifest.json").chunk_ids()
+    assert chroma == set(BM25Index(index / "bm25.npz").ids()) == Manifest(index / "manifest.json").chunk_ids()
 
 
 def test_serve_watch_syncs_an_add_a_change_and_a_delete(tmp_path):

@@ -70,7 +70,7 @@ def test_index_keeps_window_units_in_step_and_rebuilds_them_for_an_older_index(t
     index.save()
     assert index.windows.count() == 3 and len(index.bm25_windows) == 3 and index.vector_model == dense.model_id
     # An index from before window units: its window files are gone; opening it derives them again.
-    (tmp_path / "idx" / "bm25-windows.json.gz").unlink()
+    (tmp_path / "idx" / "bm25-windows.npz").unlink()
     (tmp_path / "idx" / "vectors.json").unlink()
     index.windows.drop()
     reopened = DocumentIndex(tmp_path / "idx")
@@ -110,12 +110,12 @@ def test_an_index_analysed_before_is_re_analysed_on_open(tmp_path, dense):
         bm25.add({cid: old.terms(text_of(c)) for cid, c in index.store.get(bm25.ids()).items()})
         bm25.analysis = None
         bm25.save()
-    assert "10" not in BM25Index(tmp_path / "idx" / "bm25.json.gz")._terms[index.bm25.ids()[0]]  # stale on disk
+    assert "10" not in BM25Index(tmp_path / "idx" / "bm25.npz").terms(index.bm25.ids()[0])  # stale on disk
     reopened = DocumentIndex(tmp_path / "idx")
     assert reopened.bm25.analysis == reopened.bm25_windows.analysis == ANALYSIS_VERSION
     first = reopened.bm25.ids()[0]
-    assert "10" in reopened.bm25._terms[first] and "10" in reopened.bm25_windows._terms[first]
-    assert BM25Index(tmp_path / "idx" / "bm25.json.gz").analysis == ANALYSIS_VERSION  # saved: done once
+    assert "10" in reopened.bm25.terms(first) and "10" in reopened.bm25_windows.terms(first)
+    assert BM25Index(tmp_path / "idx" / "bm25.npz").analysis == ANALYSIS_VERSION  # saved: done once
     assert reopened.search_bm25(["10"], 2)[0][0] == first
 
 
