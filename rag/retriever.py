@@ -155,6 +155,7 @@ class HybridRetriever:
         windows = self.window_weight > 0 and len(self.index.bm25_windows) > 0
         # Both indexes are read under the index lock, which writers hold while they change both: a query
         # sees each document as it was before a change or after it, never half in one index.
+        found: dict[str, list[tuple[str, float]]] = {}  # rankings of ids, their chunks fetched once below
         with self.index.lock:
             allowed = set(self.index.store.ids(where)) if where else None  # the ids the filters let through
             for n, expanded in enumerate(queries):
@@ -162,40 +163,47 @@ class HybridRetriever:
                 if mode in ("hybrid", "bm25") and not (expanded.dense_only and mode == "hybrid"):
                     started = time.perf_counter()
                     terms = self.index.analyzer(language).terms(expanded.text)
-                    lists["bm25" + suffix] = self._bm25(terms, allowed)
+                    found["bm25" + suffix] = self.index.search_bm25(terms, self.candidates, allowed=allowed)
                     if windows:
-                        lists["bm25_window" + suffix] = self._bm25(terms, allowed, windows=True)
+                        found["bm25_window" + suffix] = self.index.search_windows_bm25(terms, self.candidates,
+                                                                                      allowed=allowed)
                     result.timings_ms["bm25"] = (result.timings_ms.get("bm25", 0.0)
                                                  + (time.perf_counter() - started) * 1000)
                 if vectors is not None:
                     started = time.perf_counter()
-                    lists["dense" + suffix] = self._dense(vectors[n], where, allowed)
-                    if windows:
-                        lists["dense_window" + suffix] = self._dense(vectors[n], where, allowed, windows=True)
+                    for window in (False, True) if windows else (False,):
+                        name = ("dense_window" if window else "dense") + suffix
+                        if self.dense_search == "exact":
+                            found[name] = self.index.search_dense(vectors[n], self.candidates, allowed=allowed,
+                                                                  windows=window)
+                        else:
+                            lists[name] = self._hnsw(vectors[n], where, name, window)
                     result.timings_ms["dense"] = (result.timings_ms.get("dense", 0.0)
                                                   + (time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            lists.update(self._ranked(found))
+            result.timings_ms["fetch"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         result.hits = self.fusion_for(language, mode).fuse(lists, top_k=top_k)
         result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
         result.details.update({name: [h.chunk.id for h in hits[:10]] for name, hits in lists.items()})
         return result
 
-    def _bm25(self, terms: list[str], allowed: set[str] | None, windows: bool = False) -> list[ScoredChunk]:
-        search = self.index.search_windows_bm25 if windows else self.index.search_bm25
-        return self._ranked(search(terms, self.candidates, allowed=allowed), "bm25_window" if windows else "bm25")
+    def _ranked(self, found: dict[str, list[tuple[str, float]]]) -> dict[str, list[ScoredChunk]]:
+        """Each named ranking of (chunk id, score) pairs, best first, as scored chunks: the chunks of all of them
+        are read from the store in one request (ids the store lacks drop)."""
+        chunks = self.index.store.get(list(dict.fromkeys(cid for pairs in found.values() for cid, _ in pairs)))
+        return {name: [ScoredChunk(chunks[cid], score, {_retriever(name): rank})
+                       for rank, (cid, score) in enumerate(pairs, start=1) if cid in chunks]
+                for name, pairs in found.items()}
 
-    def _ranked(self, found: list[tuple[str, float]], name: str) -> list[ScoredChunk]:
-        """(chunk id, score) pairs, best first, as scored chunks ranked under ``name`` (ids the store lacks drop)."""
-        chunks = self.index.store.get([cid for cid, _ in found])
-        return [ScoredChunk(chunks[cid], score, {name: rank})
-                for rank, (cid, score) in enumerate(found, start=1) if cid in chunks]
-
-    def _dense(self, vector: np.ndarray, where: dict[str, Any] | None, allowed: set[str] | None,
-               windows: bool = False) -> list[ScoredChunk]:
-        name = "dense_window" if windows else "dense"
-        if self.dense_search == "exact":
-            found = self.index.search_dense(vector, self.candidates, allowed=allowed, windows=windows)
-            return self._ranked(found, name)
+    def _hnsw(self, vector: np.ndarray, where: dict[str, Any] | None, name: str, windows: bool) -> list[ScoredChunk]:
+        """Chroma's approximate nearest chunks (``dense_search = "hnsw"``), with their chunks."""
         store = self.index.windows if windows else self.index.store
         found = store.query(vector, self.candidates, where=where)
-        return [ScoredChunk(chunk, score, {name: rank}) for rank, (chunk, score) in enumerate(found, start=1)]
+        return [ScoredChunk(chunk, score, {_retriever(name): rank}) for rank, (chunk, score) in enumerate(found, start=1)]
+
+
+def _retriever(name: str) -> str:
+    """The retriever of a ranking's name: "bm25#1" (the first expansion's BM25 ranking) -> "bm25"."""
+    return name.split("#")[0]
