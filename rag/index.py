@@ -14,6 +14,7 @@ import os
 import threading
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,8 @@ WINDOWS_SUFFIX = ".windows"  # the window vectors' Chroma collection: "<collecti
 
 
 class DocumentIndex:
-    """Adds, deletes and looks up chunks in both indexes; ``save()`` persists the BM25 side.
+    """Adds, deletes and looks up chunks in both indexes; ``save()`` persists the BM25 side. The default
+    ``rag.backend.RetrievalBackend``.
 
     Safe to query from several threads while one thread writes: ``lock`` serialises BM25 changes
     and searches (Chroma handles its own concurrency).
@@ -116,11 +118,6 @@ class DocumentIndex:
     def _window_terms(self, chunks: list[Chunk]) -> dict[str, list[str]]:
         return {c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text) for c in chunks}
 
-    def search_windows_bm25(self, terms: list[str], n: int,
-                            allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        with self.lock:
-            return self.bm25_windows.search(terms, n, allowed=allowed)
-
     def rebuild_windows(self, batch: int = 2000) -> int:
         """Derive the window units from the stored chunks and vectors (an older index, an imported snapshot)."""
         ids = self.store.ids()
@@ -163,15 +160,37 @@ class DocumentIndex:
         log.info("re-analysed the BM25 terms of %d chunks (%s)", len(ids), ANALYSIS_VERSION)
         return len(ids)
 
-    def search_dense(self, vector: np.ndarray, n: int, allowed: set[str] | None = None,
-                     windows: bool = False) -> list[tuple[str, float]]:
-        """Exact nearest chunks (or sentence windows) by cosine: ``rag.exact``; ``allowed`` restricts the ids."""
+    def search_dense(self, vector: np.ndarray, n: int, allowed: set[str] | None = None, windows: bool = False,
+                     approximate: bool = False) -> list[tuple[str, float]]:
+        """Nearest chunks (or sentence windows) by cosine, ``allowed`` restricting the ids: exact (``rag.exact``)
+        or, ``approximate``, Chroma's HNSW graph (``RAG_DENSE_SEARCH=hnsw``: no vectors held in memory)."""
+        if approximate:
+            store = self.windows if windows else self.store
+            if allowed is not None and not allowed:
+                return []
+            return [(chunk.id, score) for chunk, score in store.query(vector, n, ids=allowed)]
         with self.lock:
             return (self.exact_windows if windows else self.exact).search(vector, n, allowed)
 
-    def search_bm25(self, terms: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+    def search_bm25(self, terms: list[str], n: int, allowed: set[str] | None = None,
+                    windows: bool = False) -> list[tuple[str, float]]:
         with self.lock:
-            return self.bm25.search(terms, n, allowed=allowed)
+            return (self.bm25_windows if windows else self.bm25).search(terms, n, allowed=allowed)
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def windowed(self) -> bool:
+        """Whether sentence-window units are indexed (``search_*(..., windows=True)`` finds anything)."""
+        return len(self.bm25_windows) > 0
+
+    def get(self, ids: list[str]) -> dict[str, Chunk]:
+        """The stored chunks of ``ids`` (ids not stored are left out)."""
+        return self.store.get(ids)
+
+    def allowed(self, where: dict[str, Any]) -> set[str]:
+        """The ids of the chunks whose metadata ``where`` lets through (Chroma's filter syntax)."""
+        return set(self.store.ids(where))
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each term (rare terms weigh more in evidence scoring)."""

@@ -321,7 +321,7 @@ class QueryPipeline:
         trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks,
                                      "context": h.chunk.context_text} for h in sources]
         best = max(relevance, default=0.0)
-        if not sources and self.index.store.count() == 0:
+        if not sources and self.index.count() == 0:
             return self._abstain(language, trace, "the index is empty: ingest documents first "
                                                   "(rag ingest FOLDER, or POST /v1/ingest/file)")
         if best < self.settings.min_relevance:

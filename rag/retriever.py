@@ -7,13 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from rag.backend import RetrievalBackend
 from rag.embedder import Embedder, embed_queries
 from rag.errors import InvalidRequest
 from rag.expansion import ExpandedQuery
 from rag.fusion import ReciprocalRankFusion
-from rag.index import DocumentIndex
 from rag.settings import Settings
 from rag.types import ScoredChunk
 
@@ -72,7 +70,7 @@ class HybridRetriever:
 
     MODES = ("hybrid", "bm25", "dense")
 
-    def __init__(self, index: DocumentIndex, embedder: Embedder, candidates: int = 30, rrf_k: int = 60,
+    def __init__(self, index: RetrievalBackend, embedder: Embedder, candidates: int = 30, rrf_k: int = 60,
                  mode: str = "hybrid", weights: dict[str, float] | None = None,
                  dense_languages: tuple[str, ...] = (), other_language_dense_weight: float = 1.0,
                  window_weight: float = 1.0, legacy_vector_model: str | None = None,
@@ -94,7 +92,7 @@ class HybridRetriever:
         self._warned = False  # a vector-model mismatch is logged once, then only traced
 
     @classmethod
-    def from_settings(cls, index: DocumentIndex, embedder: Embedder, settings: Settings,
+    def from_settings(cls, index: RetrievalBackend, embedder: Embedder, settings: Settings,
                       candidates: int | None = None, mode: str | None = None,
                       legacy_vector_model: str | None = None) -> HybridRetriever:
         return cls(index, embedder, candidates=candidates or settings.candidates, rrf_k=settings.rrf_k,
@@ -110,7 +108,7 @@ class HybridRetriever:
         expected = getattr(self.embedder, "model_id", None)
         if stored is None or expected is None or stored == expected:
             return None
-        if self.index.store.count() == 0:
+        if self.index.count() == 0:
             return None
         return (f"the index vectors were made by {stored}, the dense model is {expected}: dense retrieval is off "
                 "until the documents are ingested again (rag ingest)")
@@ -139,7 +137,6 @@ class HybridRetriever:
             top_k = self.candidates
         where = filters.to_where() if filters else None
         result = RetrievalResult(hits=[])
-        lists: dict[str, list[ScoredChunk]] = {}
         queries = [ExpandedQuery(query, "original")] + [e for e in expansions or [] if e.kind != "original"]
         vectors = None
         mismatch = self.vector_mismatch() if mode in ("hybrid", "dense") else None
@@ -152,36 +149,32 @@ class HybridRetriever:
             started = time.perf_counter()
             vectors = embed_queries(self.embedder, [q.text for q in queries])
             result.timings_ms["embed"] = (time.perf_counter() - started) * 1000
-        windows = self.window_weight > 0 and len(self.index.bm25_windows) > 0
+        windows = self.window_weight > 0 and self.index.windowed()
         # Both indexes are read under the index lock, which writers hold while they change both: a query
         # sees each document as it was before a change or after it, never half in one index.
         found: dict[str, list[tuple[str, float]]] = {}  # rankings of ids, their chunks fetched once below
         with self.index.lock:
-            allowed = set(self.index.store.ids(where)) if where else None  # the ids the filters let through
+            allowed = self.index.allowed(where) if where else None  # the ids the filters let through
             for n, expanded in enumerate(queries):
                 suffix = f"#{n}" if n else ""
                 if mode in ("hybrid", "bm25") and not (expanded.dense_only and mode == "hybrid"):
                     started = time.perf_counter()
                     terms = self.index.analyzer(language).terms(expanded.text)
-                    found["bm25" + suffix] = self.index.search_bm25(terms, self.candidates, allowed=allowed)
-                    if windows:
-                        found["bm25_window" + suffix] = self.index.search_windows_bm25(terms, self.candidates,
-                                                                                      allowed=allowed)
+                    for window in (False, True) if windows else (False,):
+                        name = ("bm25_window" if window else "bm25") + suffix
+                        found[name] = self.index.search_bm25(terms, self.candidates, allowed=allowed, windows=window)
                     result.timings_ms["bm25"] = (result.timings_ms.get("bm25", 0.0)
                                                  + (time.perf_counter() - started) * 1000)
                 if vectors is not None:
                     started = time.perf_counter()
                     for window in (False, True) if windows else (False,):
                         name = ("dense_window" if window else "dense") + suffix
-                        if self.dense_search == "exact":
-                            found[name] = self.index.search_dense(vectors[n], self.candidates, allowed=allowed,
-                                                                  windows=window)
-                        else:
-                            lists[name] = self._hnsw(vectors[n], where, name, window)
+                        found[name] = self.index.search_dense(vectors[n], self.candidates, allowed=allowed,
+                                                              windows=window, approximate=self.dense_search == "hnsw")
                     result.timings_ms["dense"] = (result.timings_ms.get("dense", 0.0)
                                                   + (time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            lists.update(self._ranked(found))
+            lists = self._ranked(found)
             result.timings_ms["fetch"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         result.hits = self.fusion_for(language, mode).fuse(lists, top_k=top_k)
@@ -192,16 +185,10 @@ class HybridRetriever:
     def _ranked(self, found: dict[str, list[tuple[str, float]]]) -> dict[str, list[ScoredChunk]]:
         """Each named ranking of (chunk id, score) pairs, best first, as scored chunks: the chunks of all of them
         are read from the store in one request (ids the store lacks drop)."""
-        chunks = self.index.store.get(list(dict.fromkeys(cid for pairs in found.values() for cid, _ in pairs)))
+        chunks = self.index.get(list(dict.fromkeys(cid for pairs in found.values() for cid, _ in pairs)))
         return {name: [ScoredChunk(chunks[cid], score, {_retriever(name): rank})
                        for rank, (cid, score) in enumerate(pairs, start=1) if cid in chunks]
                 for name, pairs in found.items()}
-
-    def _hnsw(self, vector: np.ndarray, where: dict[str, Any] | None, name: str, windows: bool) -> list[ScoredChunk]:
-        """Chroma's approximate nearest chunks (``dense_search = "hnsw"``), with their chunks."""
-        store = self.index.windows if windows else self.index.store
-        found = store.query(vector, self.candidates, where=where)
-        return [ScoredChunk(chunk, score, {_retriever(name): rank}) for rank, (chunk, score) in enumerate(found, start=1)]
 
 
 def _retriever(name: str) -> str:

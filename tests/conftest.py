@@ -7,6 +7,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -257,3 +258,14 @@ def subprocess_server(command: list[str], health_url: str, env: dict[str, str] |
         server.terminate()
         server.wait(timeout=60)
         log.close()
+
+
+@pytest.fixture
+def chroma_url(tmp_path):
+    """A Chroma server (``chroma run``) on a free loopback port, its data in ``tmp_path``."""
+    executable = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    port = free_port()
+    command = [executable, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    with subprocess_server(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", env=env):
+        yield f"http://127.0.0.1:{port}"

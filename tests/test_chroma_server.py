@@ -1,27 +1,12 @@
 """Ingest into a Chroma server (``chroma run`` on loopback) instead of the embedded store."""
 
-import os
-import shutil
-import sys
-from pathlib import Path
 
-import pytest
 
 from ingest.pipeline import FolderIngestor
 from rag.index import DocumentIndex
 from rag.retriever import HybridRetriever
 from rag.settings import Settings
-from tests.conftest import DATA, free_port, subprocess_server
-
-
-@pytest.fixture
-def chroma_url(tmp_path):
-    executable = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    port = free_port()
-    command = [executable, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    with subprocess_server(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", env=env):
-        yield f"http://127.0.0.1:{port}"
+from tests.conftest import DATA
 
 
 def test_ingest_and_retrieve_through_a_chroma_server(tmp_path, chroma_url, embedder, dense):

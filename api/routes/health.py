@@ -17,7 +17,7 @@ def health() -> Health:
 def ready(services: ServicesDep) -> dict:
     """Models loaded and index readable; 503 until then."""
     try:
-        chunks = services.pipeline.index.store.count()
+        chunks = services.pipeline.index.count()
     except Exception as exc:  # noqa: BLE001 - any storage failure means "not ready"
         raise HTTPException(503, f"index not readable: {exc}", headers={"Retry-After": "5"}) from exc
     if not services.pipeline.ready:

@@ -114,7 +114,7 @@ def _chunk_out(services: Services, chunk, score: float, neighbours: int) -> dict
         ids = entry[1].chunk_ids if entry else []
         if chunk.id in ids:
             at = ids.index(chunk.id)
-            around = services.pipeline.index.store.get(ids[max(0, at - neighbours):at + neighbours + 1])
+            around = services.pipeline.index.get(ids[max(0, at - neighbours):at + neighbours + 1])
             previous = [around[i].text for i in ids[max(0, at - neighbours):at] if i in around]
             following = [around[i].text for i in ids[at + 1:at + neighbours + 1] if i in around]
     return {"chunk_id": chunk.id, "text": chunk.text, "score": score, "source": meta.source, "page": meta.page,
