@@ -9,8 +9,11 @@ first use and kept in step with every add and delete.
 
 Reading every vector out of Chroma takes seconds (about 5 s per 100,000 vectors here), so the matrix is also kept
 in a cache file beside the index (``exact-<collection>.npz``: ids, vectors, the vectors' model), written after a
-read from Chroma and at every save. It is used only when its model and its set of ids are Chroma's own; anything
-else (a killed run, another process's ingest, another embedder) reads Chroma again.
+read from Chroma and at every save. It is used only when its model is the index's and it holds Chroma's ids:
+anything else (a killed run, another process's ingest, another embedder) reads Chroma again. Listing Chroma's ids
+to compare takes seconds too (about 1.4 s per 100,000), so an index folder that keeps a generation (a token the
+index renews before each write to Chroma, ``DocumentIndex.generation``) compares that and the count instead: a
+cache written at the store's present generation holds its ids.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ class ExactVectors:
     """Every vector of one Chroma collection, searched exactly. Not thread-safe: callers hold the index lock."""
 
     def __init__(self, store: ChromaStore, cache: Path | None = None,
-                 model: Callable[[], str | None] | None = None) -> None:
+                 model: Callable[[], str | None] | None = None,
+                 generation: Callable[[], str | None] | None = None) -> None:
         self.store = store
         self.cache = cache  # None: no cache file
         self.model = model or (lambda: None)  # the stored vectors' model, as the index records it
+        self.generation = generation or (lambda: None)  # the store's generation (None: not kept, list its ids)
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
         self._matrix = np.zeros((0, 0), dtype=np.float32)
@@ -45,9 +50,9 @@ class ExactVectors:
         self._dirty = False  # changed since the cache file was written
 
     def _load(self) -> None:
-        ids = self.store.ids()
-        if self._load_cache(ids):
+        if self._load_cache():
             return
+        ids = self.store.ids()
         vectors: dict[str, np.ndarray] = {}
         for start in range(0, len(ids), _READ_BATCH):
             vectors.update(self.store.vectors(ids[start:start + _READ_BATCH]))
@@ -59,21 +64,28 @@ class ExactVectors:
         self._dirty = True
         self.save()
 
-    def _load_cache(self, ids: list[str]) -> bool:
+    def _load_cache(self) -> bool:
         """Take the matrix from the cache file when it holds exactly the store's ids, by the same model."""
-        if self.cache is None or not ids or not self.cache.exists():
+        if self.cache is None or not self.cache.exists():
             return False
         try:
             with np.load(self.cache, allow_pickle=False) as data:
-                cached, model, matrix = [str(i) for i in data["ids"]], str(data["model"]), data["vectors"]
+                cached, model, matrix = data["ids"].tolist(), str(data["model"]), data["vectors"]
+                generation = str(data["generation"]) if "generation" in data.files else ""
         except (OSError, ValueError, KeyError) as exc:
             log.warning("%s: unreadable (%s); vectors read from the store", self.cache, exc)
             return False
-        if model != (self.model() or "") or len(cached) != len(ids) or set(cached) != set(ids) \
-                or matrix.shape[0] != len(cached):
+        if model != (self.model() or "") or matrix.shape[0] != len(cached) or not cached:
             return False
+        current = self.generation()
+        checked = current is not None and generation == current and self.store.count() == len(cached)
+        if not checked:
+            ids = self.store.ids()
+            if len(cached) != len(ids) or set(cached) != set(ids):
+                return False
         self._set(cached, matrix.astype(np.float32, copy=False))
-        self._dirty = False
+        self._dirty = not checked and current is not None  # still the store's: saved at its generation
+        self.save()
         return True
 
     def _set(self, ids: list[str], matrix: np.ndarray) -> None:
@@ -91,7 +103,8 @@ class ExactVectors:
         tmp = self.cache.with_name(f"{self.cache.stem}.{os.getpid()}.tmp.npz")
         try:
             self.cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, ids=np.array(self._ids, dtype=str), model=np.array(self.model() or ""), vectors=self._matrix)
+            np.savez(tmp, ids=np.array(self._ids, dtype=str), model=np.array(self.model() or ""), vectors=self._matrix,
+                     generation=np.array(self.generation() or ""))
             os.replace(tmp, self.cache)
             self._dirty = False
         except OSError as exc:
@@ -130,7 +143,7 @@ class ExactVectors:
 
     def reset(self) -> None:
         """Forget the matrix (the collection was dropped or rebuilt); read again on next use."""
-        self.__init__(self.store, self.cache, self.model)
+        self.__init__(self.store, self.cache, self.model, self.generation)
 
     def search(self, vector: np.ndarray, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """Top ``n`` (id, cosine) among live rows (vectors are unit length), ``allowed`` restricting the ids."""

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,21 @@ class DocumentIndex:
         self.bm25 = BM25Index(self.index_dir / "bm25.npz", analysis=ANALYSIS_VERSION)
         self.windows = self.store.sibling(collection + WINDOWS_SUFFIX)
         self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.npz", analysis=ANALYSIS_VERSION)
+        self.remote = chroma_url is not None  # other clients of the server may write: no generation kept
+        self._generation_path = self.index_dir / "generation"
         self.exact, self.exact_windows = (
-            ExactVectors(store, self.index_dir / f"exact-{name}.npz", lambda: self.vector_model)
+            ExactVectors(store, self.index_dir / f"exact-{name}.npz", lambda: self.vector_model,
+                         lambda: self.generation)
             for store, name in ((self.store, collection), (self.windows, collection + WINDOWS_SUFFIX)))
         self._analyzers = {lang: Analyzer(lang, canonical=True) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
         self._vectors_path = self.index_dir / "vectors.json"
         self._vector_model: tuple[int, str | None] | None = None  # (file mtime, model), read again on change
+        if not self.remote and not self._generation_path.exists() and self.index_dir.exists():
+            try:
+                self.renew_generation()  # a folder from before generations: its cache files are checked once more
+            except OSError as exc:  # a read-only folder is still searchable
+                log.info("%s not written (%s)", self._generation_path, exc)
         before_windows = bool(len(self.bm25)) and not self.bm25_windows.path.exists()
         # An index made before window units and the vectors' model were recorded (by the judge embedder).
         self.legacy = before_windows and not self._vectors_path.exists()
@@ -84,6 +93,27 @@ class DocumentIndex:
             self._vector_model = (mtime, model)
         return self._vector_model[1]
 
+    @property
+    def generation(self) -> str | None:
+        """A token renewed before every write to Chroma (None: not kept, a Chroma server or an older folder):
+        files derived from the store and saved at this generation (``rag.exact``'s cache) still match it."""
+        if self.remote:
+            return None
+        try:
+            return self._generation_path.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    def renew_generation(self) -> None:
+        """Called before writing to Chroma: a run killed during or after the write leaves a new generation, so
+        nothing saved before it is taken for the store's present state."""
+        if self.remote:
+            return
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._generation_path.with_suffix(".tmp")
+        tmp.write_text(uuid.uuid4().hex, encoding="utf-8")
+        os.replace(tmp, self._generation_path)
+
     def record_vector_model(self, model_id: str) -> None:
         if self.vector_model != model_id:
             self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +128,7 @@ class DocumentIndex:
         with self.lock:
             if model_id is not None:
                 self.record_vector_model(model_id)
+            self.renew_generation()
             self.store.add(chunks, embeddings)
             self.exact.add([c.id for c in chunks], embeddings)
             if windowed:
@@ -108,6 +139,7 @@ class DocumentIndex:
 
     def delete(self, ids: list[str]) -> None:
         with self.lock:
+            self.renew_generation()
             self.store.delete(ids)
             self.windows.delete(ids)
             self.exact.delete(ids)
@@ -136,6 +168,7 @@ class DocumentIndex:
                 part = [chunks[cid] for cid in members]
                 windowed, window_vectors = window_units(part, np.stack([vectors[cid] for cid in members]))
                 if windowed:
+                    self.renew_generation()
                     self.windows.add(windowed, window_vectors)
                     self.exact_windows.add([c.id for c in windowed], window_vectors)
                     self.bm25_windows.add(self._window_terms(windowed))
@@ -207,6 +240,7 @@ class DocumentIndex:
     def drop(self) -> None:
         """Delete the Chroma collection (a deleted ``rag`` collection; its folder goes with the caller)."""
         with self.lock:
+            self.renew_generation()
             self.store.drop()
             self.windows.drop()
             self.exact.reset()

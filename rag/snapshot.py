@@ -123,6 +123,7 @@ def import_snapshot(snapshot: Path, index_dir: Path, print_: dict[str, object], 
         raise SnapshotError(f"{snapshot}: damaged ({len(rows)} chunks, {len(matrix)} vectors, {info.chunks} listed)")
     index_dir.mkdir(parents=True, exist_ok=True)
     index = DocumentIndex(index_dir, collection, chroma_url)
+    index.renew_generation()  # written to the store directly below
     for start in range(0, len(rows), _BATCH):
         part = rows[start:start + _BATCH]
         index.store.collection.upsert(ids=[r["id"] for r in part], documents=[r["text"] for r in part],

@@ -272,22 +272,26 @@ def test_exact_vectors_reopen_from_their_cache_file_only_when_it_matches_the_sto
     index.save()
     assert (tmp_path / "idx" / "exact-documents.npz").exists() and len(first) == 6
 
-    reads = []
-    real_vectors = type(index.store).vectors
+    reads, listings = [], []
+    real_vectors, real_ids = type(index.store).vectors, type(index.store).ids
     monkeypatch.setattr(type(index.store), "vectors", lambda self, ids: reads.append(len(ids)) or real_vectors(self, ids))
+    monkeypatch.setattr(type(index.store), "ids", lambda self, *a: listings.append(1) or real_ids(self, *a))
     reopened = DocumentIndex(tmp_path / "idx")
     found = reopened.search_dense(query, 10)
-    assert reads == []  # from the cache, with the same answer
+    assert reads == [] and listings == []  # from the cache, at the store's generation: not even its ids listed
     assert [c for c, _ in found] == [c for c, _ in expected] and np.allclose([s for _, s in found],
                                                                              [s for _, s in expected], atol=1e-6)
 
-    # Another writer changed the store without the cache (a killed run, another process): Chroma is read again.
+    # Another writer changed the store without the cache (a killed run, another process): Chroma is read again,
+    # also when the count is the same (one chunk deleted, another added).
     other = DocumentIndex(tmp_path / "idx")
+    other.delete([chunks[1].id])
     other.add([_chunk("d9", 0, "otra frase")], unit(1), model_id="m1")
     again = DocumentIndex(tmp_path / "idx")
-    assert len(again.search_dense(query, 10)) == 9 and reads  # 8 live + the new one, read from the store
+    found = again.search_dense(query, 10)
+    assert len(found) == 8 and reads and chunks[1].id not in {c for c, _ in found}  # read from the store
     # Vectors recorded as another model's: the cache is not trusted either.
     reads.clear()
     again.save()
     again.record_vector_model("m2")
-    assert len(DocumentIndex(tmp_path / "idx").search_dense(query, 10)) == 9 and reads
+    assert len(DocumentIndex(tmp_path / "idx").search_dense(query, 10)) == 8 and reads
