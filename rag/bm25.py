@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.packing import pack_strings, unpack_strings
+
 log = logging.getLogger(__name__)
 
 EPSILON = 0.25  # rank-bm25's BM25Okapi default: the idf floor, as a share of the mean idf
 EMPTY = "\x00"  # the placeholder term of a chunk without terms (rank-bm25 needs one; it counts in the corpus)
-_SEPARATOR = "\n"  # between ids and between terms in the stored blobs (neither ever holds one)
 _MAX_TF = np.iinfo(np.uint16).max
 MERGE_EVERY = 50_000  # added chunks waiting as term lists before they are merged into the postings anyway
 
@@ -158,8 +159,8 @@ class BM25Index:
         meta = json.dumps({"format": self.FORMAT, "k1": self.k1, "b": self.b, "analysis": self.analysis})
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            np.savez(fh, meta=np.frombuffer(meta.encode(), dtype=np.uint8), ids=_blob(self._ids),
-                     vocab=_blob(list(self._vocab)), indptr=self._indptr, rows=self._rows, tf=self._tf,
+            np.savez(fh, meta=np.frombuffer(meta.encode(), dtype=np.uint8), ids=pack_strings(self._ids),
+                     vocab=pack_strings(list(self._vocab)), indptr=self._indptr, rows=self._rows, tf=self._tf,
                      lengths=self._lengths)
         os.replace(tmp, self.path)  # atomic: a killed run never leaves a half-written index
 
@@ -169,7 +170,7 @@ class BM25Index:
                 meta = json.loads(data["meta"].tobytes())
                 if meta.get("format") != self.FORMAT:
                     raise ValueError(f"unsupported BM25 index format {meta.get('format')!r}")
-                self._ids, vocab = _unblob(data["ids"]), _unblob(data["vocab"])
+                self._ids, vocab = unpack_strings(data["ids"]), unpack_strings(data["vocab"])
                 self._indptr, self._rows = data["indptr"], data["rows"]
                 self._tf, self._lengths = data["tf"], data["lengths"]
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
@@ -256,13 +257,3 @@ class BM25Index:
         self._added, self._deleted = {}, set()
         self._idf = self._norm = None
 
-
-def _blob(strings: list[str]) -> np.ndarray:
-    joined = _SEPARATOR.join(strings)
-    if joined.count(_SEPARATOR) != max(len(strings) - 1, 0):
-        raise ValueError("a chunk id or term holds a line break")
-    return np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
-
-
-def _unblob(array: np.ndarray) -> list[str]:
-    return array.tobytes().decode("utf-8").split(_SEPARATOR) if len(array) else []

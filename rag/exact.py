@@ -8,23 +8,31 @@ the default (``RAG_DENSE_SEARCH=exact``); Chroma stays the store of record, and 
 first use and kept in step with every add and delete.
 
 Reading every vector out of Chroma takes seconds (about 5 s per 100,000 vectors here), so the matrix is also kept
-in a cache file beside the index (``exact-<collection>.npz``: ids, vectors, the vectors' model), written after a
-read from Chroma and at every save. It is used only when its model is the index's and it holds Chroma's ids:
-anything else (a killed run, another process's ingest, another embedder) reads Chroma again. Listing Chroma's ids
-to compare takes seconds too (about 1.4 s per 100,000), so an index folder that keeps a generation (a token the
-index renews before each write to Chroma, ``DocumentIndex.generation``) compares that and the count instead: a
-cache written at the store's present generation holds its ids.
+beside the index: ``exact-<collection>.npz`` (the ids, the vectors' model, the store's generation and the name
+of the vectors' file) and ``exact-<collection>.<token>.npy``, the matrix itself, opened memory-mapped (nothing is
+read until a search touches it, and processes opening the same index share its pages). Each save writes a new
+matrix file and then the small file naming it, so a reader never pairs ids with another save's matrix.
+
+The cache is used only when its model is the index's and it holds Chroma's ids: anything else (a killed run,
+another process's ingest, another embedder) reads Chroma again. Listing Chroma's ids to compare takes seconds too
+(about 1.4 s per 100,000), so an index folder that keeps a generation (a token the index renews before each write
+to Chroma, ``DocumentIndex.generation``) compares that instead: a cache saved at the store's present generation
+holds its ids.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import uuid
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from rag.packing import pack_strings, unpack_strings
 from rag.vectorstore import ChromaStore
 
 log = logging.getLogger(__name__)
@@ -70,15 +78,21 @@ class ExactVectors:
             return False
         try:
             with np.load(self.cache, allow_pickle=False) as data:
-                cached, model, matrix = data["ids"].tolist(), str(data["model"]), data["vectors"]
+                ids, model = data["ids"], str(data["model"])
+                cached = unpack_strings(ids) if ids.dtype == np.uint8 else ids.tolist()
                 generation = str(data["generation"]) if "generation" in data.files else ""
-        except (OSError, ValueError, KeyError) as exc:
+                if "vectors" in data.files:  # the first version of the cache: the matrix inside
+                    matrix = data["vectors"]
+                else:
+                    matrix = np.load(self.cache.with_name(str(data["vectors_file"])), mmap_mode="r",
+                                     allow_pickle=False)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("%s: unreadable (%s); vectors read from the store", self.cache, exc)
             return False
         if model != (self.model() or "") or matrix.shape[0] != len(cached) or not cached:
             return False
         current = self.generation()
-        checked = current is not None and generation == current and self.store.count() == len(cached)
+        checked = current is not None and generation == current
         if not checked:
             ids = self.store.ids()
             if len(cached) != len(ids) or set(cached) != set(ids):
@@ -96,20 +110,29 @@ class ExactVectors:
         self._loaded = True
 
     def save(self) -> None:
-        """Write the cache file if the matrix changed since (atomic; a read-only index folder is no error)."""
+        """Write the cache files if the matrix changed since (atomic; a read-only index folder is no error)."""
         if self.cache is None or not self._loaded or not self._dirty:
             return
         self._compact()  # live rows only
-        tmp = self.cache.with_name(f"{self.cache.stem}.{os.getpid()}.tmp.npz")
+        vectors = self.cache.with_name(f"{self.cache.stem}.{uuid.uuid4().hex[:12]}.npy")
+        tmp = self.cache.with_name(f"{self.cache.stem}.{os.getpid()}.tmp")
         try:
             self.cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, ids=np.array(self._ids, dtype=str), model=np.array(self.model() or ""), vectors=self._matrix,
-                     generation=np.array(self.generation() or ""))
-            os.replace(tmp, self.cache)
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(self._matrix, dtype=np.float32), allow_pickle=False)
+            os.replace(tmp, vectors)
+            with open(tmp, "wb") as fh:
+                np.savez(fh, ids=pack_strings(self._ids), model=np.array(self.model() or ""),
+                         generation=np.array(self.generation() or ""), vectors_file=np.array(vectors.name))
+            os.replace(tmp, self.cache)  # now names the new matrix
             self._dirty = False
         except OSError as exc:
             log.info("%s not written (%s); vectors are read from the store on next open", self.cache, exc)
             tmp.unlink(missing_ok=True)
+            return
+        for old in self.cache.parent.iterdir():  # earlier saves' matrices (a reader holding one keeps its pages)
+            if old != vectors and re.fullmatch(re.escape(self.cache.stem) + r"\.[0-9a-f]{12}\.npy", old.name):
+                old.unlink(missing_ok=True)
 
     def add(self, ids: list[str], vectors: np.ndarray) -> None:
         """Keep step with the store (after it was written): new ids are appended, known ones replaced."""

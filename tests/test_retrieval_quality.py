@@ -279,6 +279,9 @@ def test_exact_vectors_reopen_from_their_cache_file_only_when_it_matches_the_sto
     reopened = DocumentIndex(tmp_path / "idx")
     found = reopened.search_dense(query, 10)
     assert reads == [] and listings == []  # from the cache, at the store's generation: not even its ids listed
+    assert isinstance(reopened.exact._matrix, np.memmap)  # mapped, read as searches touch it
+    matrices = [p.name for p in (tmp_path / "idx").glob("exact-documents.*.npy") if ".windows." not in p.name]
+    assert len(matrices) == 1  # the saves before left no matrix behind
     assert [c for c, _ in found] == [c for c, _ in expected] and np.allclose([s for _, s in found],
                                                                              [s for _, s in expected], atol=1e-6)
 
