@@ -18,6 +18,11 @@ another process's ingest, another embedder) reads Chroma again. Listing Chroma's
 (about 1.4 s per 100,000), so an index folder that keeps a generation (a token the index renews before each write
 to Chroma, ``DocumentIndex.generation``) compares that instead: a cache saved at the store's present generation
 holds its ids.
+
+Above ``shortlist_above`` searched vectors (200,000 by default, ``RAG_DENSE_SHORTLIST_ABOVE``), a search first
+ranks them by compact copies (``rag.quantized``: binary codes, then int8 vectors; kept in the cache file) and
+scores exactly only the best few: at a million vectors the product would otherwise read 1.5 GB per query and
+keep the whole matrix resident.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from rag.packing import pack_strings, unpack_strings
+from rag.quantized import QuantizedVectors
 from rag.vectorstore import ChromaStore
 
 log = logging.getLogger(__name__)
 
 _READ_BATCH = 5000  # ids per read from Chroma (its SQL layer limits variables per statement)
+SHORTLIST_ABOVE = 200_000  # searched vectors above which searches shortlist by the compact copies
 
 
 class ExactVectors:
@@ -45,7 +52,8 @@ class ExactVectors:
 
     def __init__(self, store: ChromaStore, cache: Path | None = None,
                  model: Callable[[], str | None] | None = None,
-                 generation: Callable[[], str | None] | None = None) -> None:
+                 generation: Callable[[], str | None] | None = None,
+                 shortlist_above: int = SHORTLIST_ABOVE) -> None:
         self.store = store
         self.cache = cache  # None: no cache file
         self.model = model or (lambda: None)  # the stored vectors' model, as the index records it
@@ -54,19 +62,29 @@ class ExactVectors:
         self._rows: dict[str, int] = {}
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._alive = np.zeros(0, dtype=bool)
+        self.shortlist_above = shortlist_above  # 0: never shortlist
+        self._codes: QuantizedVectors | None = None  # compact copies of the matrix's rows (made when needed)
         self._loaded = False
-        self._dirty = False  # changed since the cache file was written
+        self._dirty = False  # the matrix changed since the cache files were written
+        self._codes_dirty = False  # only the codes did (the small file is written again, not the matrix)
+        self._vectors_file: str | None = None  # the matrix file the cache names
 
     def _load(self) -> None:
         if self._load_cache():
             return
         ids = self.store.ids()
-        vectors: dict[str, np.ndarray] = {}
+        matrix: np.ndarray | None = None  # filled batch by batch (no second copy of every vector)
+        kept: list[str] = []
         for start in range(0, len(ids), _READ_BATCH):
-            vectors.update(self.store.vectors(ids[start:start + _READ_BATCH]))
-        kept = [cid for cid in ids if cid in vectors]
-        self._set(kept, np.stack([vectors[cid] for cid in kept]).astype(np.float32) if kept
-                  else np.zeros((0, 0), dtype=np.float32))
+            batch = self.store.vectors(ids[start:start + _READ_BATCH])
+            if not batch:
+                continue
+            if matrix is None:
+                matrix = np.empty((len(ids), len(next(iter(batch.values())))), dtype=np.float32)
+            for cid, vector in batch.items():  # ids deleted meanwhile are left out
+                matrix[len(kept)] = vector
+                kept.append(cid)
+        self._set(kept, matrix[:len(kept)] if matrix is not None else np.zeros((0, 0), dtype=np.float32))
         if self._ids:
             log.info("loaded %d vectors of %s for exact search", len(self._ids), self.store.collection.name)
         self._dirty = True
@@ -81,11 +99,14 @@ class ExactVectors:
                 ids, model = data["ids"], str(data["model"])
                 cached = unpack_strings(ids) if ids.dtype == np.uint8 else ids.tolist()
                 generation = str(data["generation"]) if "generation" in data.files else ""
+                codes = (QuantizedVectors(data["centre"], data["scale"], data["codes"], data["small"])
+                         if "small" in data.files else None)
+                vectors_file = None
                 if "vectors" in data.files:  # the first version of the cache: the matrix inside
                     matrix = data["vectors"]
                 else:
-                    matrix = np.load(self.cache.with_name(str(data["vectors_file"])), mmap_mode="r",
-                                     allow_pickle=False)
+                    vectors_file = str(data["vectors_file"])
+                    matrix = np.load(self.cache.with_name(vectors_file), mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("%s: unreadable (%s); vectors read from the store", self.cache, exc)
             return False
@@ -98,6 +119,9 @@ class ExactVectors:
             if len(cached) != len(ids) or set(cached) != set(ids):
                 return False
         self._set(cached, matrix.astype(np.float32, copy=False))
+        if codes is not None and len(codes) == len(cached):
+            self._codes = codes
+        self._vectors_file = vectors_file
         self._dirty = not checked and current is not None  # still the store's: saved at its generation
         self.save()
         return True
@@ -107,25 +131,34 @@ class ExactVectors:
         self._ids, self._matrix = ids, matrix
         self._rows = {cid: row for row, cid in enumerate(ids)}
         self._alive = np.ones(len(ids), dtype=bool)
+        self._codes = None
         self._loaded = True
 
     def save(self) -> None:
         """Write the cache files if the matrix changed since (atomic; a read-only index folder is no error)."""
-        if self.cache is None or not self._loaded or not self._dirty:
+        if self.cache is None or not self._loaded or not (self._dirty or self._codes_dirty):
             return
-        self._compact()  # live rows only
-        vectors = self.cache.with_name(f"{self.cache.stem}.{uuid.uuid4().hex[:12]}.npy")
+        if self._dirty or self._vectors_file is None:
+            self._compact()  # live rows only
+            vectors = self.cache.with_name(f"{self.cache.stem}.{uuid.uuid4().hex[:12]}.npy")
+        else:  # only the codes are new: the matrix file stays
+            vectors = self.cache.with_name(self._vectors_file)
         tmp = self.cache.with_name(f"{self.cache.stem}.{os.getpid()}.tmp")
         try:
             self.cache.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(self._matrix, dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, vectors)
+            if not vectors.exists():
+                with open(tmp, "wb") as fh:
+                    np.save(fh, np.ascontiguousarray(self._matrix, dtype=np.float32), allow_pickle=False)
+                os.replace(tmp, vectors)
+            extra = ({"centre": self._codes.centre, "scale": self._codes.scale, "codes": self._codes.codes,
+                      "small": self._codes.small} if self._codes is not None else {})
             with open(tmp, "wb") as fh:
                 np.savez(fh, ids=pack_strings(self._ids), model=np.array(self.model() or ""),
-                         generation=np.array(self.generation() or ""), vectors_file=np.array(vectors.name))
+                         generation=np.array(self.generation() or ""), vectors_file=np.array(vectors.name),
+                         **extra)
             os.replace(tmp, self.cache)  # now names the new matrix
-            self._dirty = False
+            self._dirty = self._codes_dirty = False
+            self._vectors_file = vectors.name
         except OSError as exc:
             log.info("%s not written (%s); vectors are read from the store on next open", self.cache, exc)
             tmp.unlink(missing_ok=True)
@@ -142,6 +175,8 @@ class ExactVectors:
         self.delete(ids)
         vectors = np.asarray(vectors, dtype=np.float32)
         self._matrix = vectors.copy() if self._matrix.size == 0 else np.vstack([self._matrix, vectors])
+        if self._codes is not None:
+            self._codes = self._codes.append(vectors)
         for cid in ids:
             self._rows[cid] = len(self._ids)
             self._ids.append(cid)
@@ -162,11 +197,13 @@ class ExactVectors:
         if self._alive.all():
             return
         keep = np.flatnonzero(self._alive)
+        codes = self._codes.take(keep) if self._codes is not None else None
         self._set([self._ids[i] for i in keep], self._matrix[keep])
+        self._codes = codes
 
     def reset(self) -> None:
         """Forget the matrix (the collection was dropped or rebuilt); read again on next use."""
-        self.__init__(self.store, self.cache, self.model, self.generation)
+        self.__init__(self.store, self.cache, self.model, self.generation, self.shortlist_above)
 
     def search(self, vector: np.ndarray, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """Top ``n`` (id, cosine) among live rows (vectors are unit length), ``allowed`` restricting the ids."""
@@ -174,14 +211,29 @@ class ExactVectors:
             self._load()
         if not self._rows or n <= 0:
             return []
-        scores = self._matrix @ np.asarray(vector, dtype=np.float32)
+        vector = np.asarray(vector, dtype=np.float32)
         mask = self._alive
         if allowed is not None:
             mask = mask & np.fromiter((cid in allowed for cid in self._ids), dtype=bool, count=len(self._ids))
+        everything = mask.all()
         candidates = np.flatnonzero(mask)
         if candidates.size == 0:
             return []
         n = min(n, candidates.size)
-        top = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
-        ranked = sorted(top, key=lambda i: (-scores[i], self._ids[i]))
-        return [(self._ids[i], float(scores[i])) for i in ranked]
+        if self.shortlist_above and candidates.size > self.shortlist_above:
+            candidates = self._quantized().shortlist(vector, n, None if everything else candidates)
+            scores = self._matrix[candidates] @ vector
+        else:
+            scores = (self._matrix @ vector)[candidates]
+        top = np.argpartition(-scores, n - 1)[:n]
+        ranked = sorted(top, key=lambda i: (-scores[i], self._ids[candidates[i]]))
+        return [(self._ids[candidates[i]], float(scores[i])) for i in ranked]
+
+    def _quantized(self) -> QuantizedVectors:
+        if self._codes is None or len(self._codes) != len(self._ids):
+            self._codes = QuantizedVectors.encode(self._matrix)
+            self._codes_dirty = True
+            log.info("binary and int8 copies of %d vectors of %s made for shortlisting", len(self._ids),
+                     self.store.collection.name)
+            self.save()  # kept with the cache: the next open does not encode again
+        return self._codes

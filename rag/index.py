@@ -1,8 +1,9 @@
 """The document index: a Chroma store and a BM25 index kept consistent with each other.
 
 Sentence-window chunks are also indexed at the window's granularity (issue 18): a BM25 index over each
-sentence's window text and a second Chroma collection holding each sentence's window vector, the normalised
-mean of the window's sentence vectors (derived, nothing is embedded twice). A window hit stands for its
+sentence's window text and a second Chroma collection holding each sentence's window vector (ids and vectors
+only: the text stays with the sentence), the normalised mean of the window's sentence vectors (derived, nothing
+is embedded twice). A window hit stands for its
 sentence, so answers still quote sentences while recall gains from terms spread over neighbouring ones.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from rag.analysis import ANALYSIS_VERSION, SUPPORTED_LANGUAGES, Analyzer
 from rag.bm25 import BM25Index
-from rag.exact import ExactVectors
+from rag.exact import SHORTLIST_ABOVE, ExactVectors
 from rag.settings import Settings
 from rag.types import Chunk
 from rag.vectorstore import ChromaStore
@@ -40,7 +41,7 @@ class DocumentIndex:
     """
 
     def __init__(self, index_dir: Path, collection: str = "documents", chroma_url: str | None = None,
-                 chroma_dir: Path | None = None) -> None:
+                 chroma_dir: Path | None = None, shortlist_above: int = SHORTLIST_ABOVE) -> None:
         self.index_dir = Path(index_dir)
         # Named collections keep their Chroma collection in the index folder's one Chroma store.
         self.store = ChromaStore(path=Path(chroma_dir) if chroma_dir else self.index_dir / "chroma",
@@ -52,7 +53,7 @@ class DocumentIndex:
         self._generation_path = self.index_dir / "generation"
         self.exact, self.exact_windows = (
             ExactVectors(store, self.index_dir / f"exact-{name}.npz", lambda: self.vector_model,
-                         lambda: self.generation)
+                         lambda: self.generation, shortlist_above)
             for store, name in ((self.store, collection), (self.windows, collection + WINDOWS_SUFFIX)))
         self._analyzers = {lang: Analyzer(lang, canonical=True) for lang in SUPPORTED_LANGUAGES}
         self.lock = threading.RLock()
@@ -73,7 +74,8 @@ class DocumentIndex:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentIndex:
-        return cls(settings.index_dir, settings.collection, settings.chroma_url, settings.chroma_dir)
+        return cls(settings.index_dir, settings.collection, settings.chroma_url, settings.chroma_dir,
+                   settings.dense_shortlist_above)
 
     def analyzer(self, language: str | None) -> Analyzer:
         return self._analyzers.get(language or "en", self._analyzers["en"])
@@ -132,7 +134,7 @@ class DocumentIndex:
             self.store.add(chunks, embeddings)
             self.exact.add([c.id for c in chunks], embeddings)
             if windowed:
-                self.windows.add(windowed, vectors)
+                self.windows.add(windowed, vectors, vectors_only=True)
                 self.exact_windows.add([c.id for c in windowed], vectors)
             self.bm25.add(terms)
             self.bm25_windows.add(window_terms)
@@ -169,7 +171,7 @@ class DocumentIndex:
                 windowed, window_vectors = window_units(part, np.stack([vectors[cid] for cid in members]))
                 if windowed:
                     self.renew_generation()
-                    self.windows.add(windowed, window_vectors)
+                    self.windows.add(windowed, window_vectors, vectors_only=True)
                     self.exact_windows.add([c.id for c in windowed], window_vectors)
                     self.bm25_windows.add(self._window_terms(windowed))
                     added += len(windowed)
@@ -201,7 +203,7 @@ class DocumentIndex:
             store = self.windows if windows else self.store
             if allowed is not None and not allowed:
                 return []
-            return [(chunk.id, score) for chunk, score in store.query(vector, n, ids=allowed)]
+            return store.nearest(vector, n, ids=allowed)
         with self.lock:
             return (self.exact_windows if windows else self.exact).search(vector, n, allowed)
 

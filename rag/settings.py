@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         "exact", description="Dense search: exact (every vector in memory, 1.5 KB per chunk and per window; "
                              "Chroma's HNSW missed a third of the true top 100 on e5 vectors) or hnsw (Chroma's "
                              "approximate index, for collections too large to hold in memory).")
+    dense_shortlist_above: int = Field(
+        200_000, ge=0,
+        description="Dense search over more vectors than this first shortlists them by compact copies (binary "
+                    "codes, then int8 vectors) and scores only the best few exactly; 0 = always the full product. "
+                    "See rag/quantized.py and docs/scale.md for what it keeps of the exact ranking.")
     rerank: bool = Field(True, description="Re-rank fused candidates with the cross-encoder (see reranker_fallback).")
     rerank_candidates: int = Field(20, ge=1, le=200, description="Fused candidates handed to the re-ranker.")
     # Both gates calibrated with `python -m eval.calibrate ../shared/eval/xquad_es --near-miss` (and xquad_en): questions

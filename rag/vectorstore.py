@@ -72,15 +72,20 @@ class ChromaStore:
         """Delete the whole collection from the store (a deleted ``rag`` collection)."""
         self.client.delete_collection(self.collection.name)
 
-    def add(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
+    def add(self, chunks: list[Chunk], embeddings: np.ndarray, vectors_only: bool = False) -> None:
+        """Store the chunks with their vectors; ``vectors_only``: ids and vectors alone (a collection searched
+        only for ids, such as the window vectors: text and metadata stay in the chunks' collection, and
+        Chroma's write costs about half)."""
         if len(chunks) != len(embeddings):
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
         for start in range(0, len(chunks), _MAX_BATCH):
             part = chunks[start:start + _MAX_BATCH]
-            self.collection.upsert(
-                ids=[c.id for c in part], documents=[c.text for c in part],
-                metadatas=[c.metadata.to_store() for c in part],
-                embeddings=embeddings[start:start + _MAX_BATCH].tolist())
+            vectors = embeddings[start:start + _MAX_BATCH].tolist()
+            if vectors_only:
+                self.collection.upsert(ids=[c.id for c in part], embeddings=vectors)
+            else:
+                self.collection.upsert(ids=[c.id for c in part], documents=[c.text for c in part],
+                                       metadatas=[c.metadata.to_store() for c in part], embeddings=vectors)
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
@@ -96,6 +101,16 @@ class ChromaStore:
         found = self.collection.get(ids=ids, include=["documents", "metadatas"])
         return {cid: Chunk(cid, doc, ChunkMetadata.from_store(meta))
                 for cid, doc, meta in zip(found["ids"], found["documents"], found["metadatas"], strict=True)}
+
+    def nearest(self, vector: np.ndarray, n: int, ids: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        """Ids of the nearest vectors (among ``ids`` when given) with their cosine similarity, by Chroma's HNSW
+        graph; reads no text or metadata (a vectors-only collection has none)."""
+        total = self.count()
+        if total == 0:
+            return []
+        found = self.collection.query(query_embeddings=[vector.tolist()], n_results=min(n, total),
+                                      ids=list(ids) if ids is not None else None, include=["distances"])
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(found["ids"][0], found["distances"][0], strict=True)]
 
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None,
               ids: Iterable[str] | None = None) -> list[tuple[Chunk, float]]:
