@@ -8,8 +8,11 @@ drawn from a Zipf distribution over a 50,000-word pseudo-vocabulary (as in real 
 and most are rare), and random unit vectors of 384 dimensions (the embedded models' size). Each measurement runs in
 a fresh process, so that open time and peak memory are those of a server starting on that index: open the index,
 answer a first query (``open_s``), then ``--queries`` hybrid retrievals (BM25 + dense + fusion, as the product
-runs them; the query vector is random, so the embedding model's time is left out). The last line printed is JSON:
-``chunks``, ``open_s``, ``retrieval_p50_ms``, ``retrieval_p95_ms``, ``peak_rss_mb``, ``disk_mb``, ``build_s``.
+runs them, with the settings of the environment, e.g. ``RAG_DENSE_SHORTLIST_ABOVE``; the query vector is random,
+so the embedding model's time is left out; above ``dense_shortlist_above`` chunks the dense side shortlists by
+``rag.quantized``, and ``dense_shortlist`` says so: its recall on real vectors is ``bench.shortlist``'s).
+The last line printed is JSON: ``chunks``, ``open_s``, ``retrieval_p50_ms``, ``retrieval_p95_ms``,
+``peak_rss_mb``, ``disk_mb``, ``build_s``, ``dense_shortlist``.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def measure(folder: Path, queries: int, dense_search: str) -> dict[str, float]:
     corpus = SyntheticCorpus(seed=3)
     texts = [corpus.query() for _ in range(queries + 1)]
     started = time.perf_counter()
-    index = DocumentIndex(folder)
+    index = DocumentIndex.from_settings(settings)
     retriever = HybridRetriever.from_settings(index, RandomQueryEmbedder(), settings)
     retriever.retrieve(texts[0], "en", top_k=10)
     open_s = time.perf_counter() - started
@@ -139,7 +142,8 @@ def measure(folder: Path, queries: int, dense_search: str) -> dict[str, float]:
     return {"chunks": index.store.count(), "open_s": round(open_s, 2),
             "retrieval_p50_ms": round(timings[len(timings) // 2], 1),
             "retrieval_p95_ms": round(timings[min(len(timings) - 1, int(0.95 * len(timings)))], 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)}
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
+            "dense_shortlist": dense_search == "exact" and 0 < settings.dense_shortlist_above < index.store.count()}
 
 
 def disk_mb(folder: Path) -> float:

@@ -20,18 +20,23 @@ class ReciprocalRankFusion:
         self.weights = weights or {}
 
     def fuse(self, ranked_lists: dict[str, list[ScoredChunk]], top_k: int | None = None) -> list[ScoredChunk]:
+        chunks = {hit.chunk.id: hit.chunk for hits in ranked_lists.values() for hit in hits}
+        fused = self.fuse_ids({name: [hit.chunk.id for hit in hits] for name, hits in ranked_lists.items()}, top_k)
+        return [ScoredChunk(chunks[cid], score, ranks) for cid, score, ranks in fused]
+
+    def fuse_ids(self, rankings: dict[str, list[str]],
+                 top_k: int | None = None) -> list[tuple[str, float, dict[str, int]]]:
+        """The fusion of rankings of ids, best first: (id, fused score, rank in each list that holds it). Only
+        ids are needed, so a retriever reads the texts of the fused top alone."""
         scores: dict[str, float] = {}
-        chunks: dict[str, ScoredChunk] = {}
         ranks: dict[str, dict[str, int]] = {}
-        for name, hits in ranked_lists.items():
+        for name, ids in rankings.items():
             weight = self.weights.get(name.split("#")[0], 1.0)  # "dense#2": an expansion's dense list
-            for rank, hit in enumerate(hits, start=1):
-                cid = hit.chunk.id
+            for rank, cid in enumerate(ids, start=1):
                 scores[cid] = scores.get(cid, 0.0) + weight / (self.k + rank)
-                chunks.setdefault(cid, hit)
                 ranks.setdefault(cid, {})[name] = rank
         # Ties (e.g. hits only a zero-weight list found) keep their best rank order, then the id.
         order = sorted(scores, key=lambda cid: (-scores[cid], min(ranks[cid].values()), cid))
         if top_k is not None:
             order = order[:top_k]
-        return [ScoredChunk(chunks[cid].chunk, scores[cid], ranks[cid]) for cid in order]
+        return [(cid, scores[cid], ranks[cid]) for cid in order]
