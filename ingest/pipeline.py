@@ -261,7 +261,7 @@ class FolderIngestor:
             self._count_pages(report, planned, parsed)
             report.chunks += len(entry.chunk_ids)
             if time.monotonic() - last_save > _SAVE_EVERY_S:
-                self.save()
+                self.save(vectors=False)  # the vector files (the largest) once, at the end
                 last_save = time.monotonic()
         bar.close()
         started_save = time.perf_counter()
@@ -381,10 +381,10 @@ class FolderIngestor:
             self.save()
         return removed, redone
 
-    def save(self) -> None:
+    def save(self, vectors: bool = True) -> None:
         # Index first, manifest second: a manifest never names chunks the index has not stored.
         try:
-            self.index.save()
+            self.index.save(vectors=vectors)
             self.manifest.save()
         except OSError as exc:
             if exc.errno in _WRITE_ERRORS:

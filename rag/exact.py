@@ -68,6 +68,13 @@ class ExactVectors:
         self._dirty = False  # the matrix changed since the cache files were written
         self._codes_dirty = False  # only the codes did (the small file is written again, not the matrix)
         self._vectors_file: str | None = None  # the matrix file the cache names
+        self._buffer: np.ndarray | None = None  # room for added rows: ``_matrix`` is its head (None: no room)
+
+    def start_empty(self) -> None:
+        """Hold the (empty) store's vectors from now on: an index built from nothing keeps its matrix in step
+        with every add and saves it, so that its first search does not read every vector back out of Chroma."""
+        if not self._loaded:
+            self._set([], np.zeros((0, 0), dtype=np.float32))
 
     def _load(self) -> None:
         if self._load_cache():
@@ -89,6 +96,8 @@ class ExactVectors:
             log.info("loaded %d vectors of %s for exact search", len(self._ids), self.store.collection.name)
         self._dirty = True
         self.save()
+        if not self._dirty and self._vectors_file and self.cache is not None:  # saved: map it, free the copy
+            self._matrix = np.load(self.cache.with_name(self._vectors_file), mmap_mode="r", allow_pickle=False)
 
     def _load_cache(self) -> bool:
         """Take the matrix from the cache file when it holds exactly the store's ids, by the same model."""
@@ -132,12 +141,15 @@ class ExactVectors:
         self._rows = {cid: row for row, cid in enumerate(ids)}
         self._alive = np.ones(len(ids), dtype=bool)
         self._codes = None
+        self._buffer = None
         self._loaded = True
 
     def save(self) -> None:
         """Write the cache files if the matrix changed since (atomic; a read-only index folder is no error)."""
         if self.cache is None or not self._loaded or not (self._dirty or self._codes_dirty):
             return
+        if self.shortlist_above and len(self._rows) > self.shortlist_above:
+            self._quantized()  # saved with the matrix: the first search after an open does not encode
         if self._dirty or self._vectors_file is None:
             self._compact()  # live rows only
             vectors = self.cache.with_name(f"{self.cache.stem}.{uuid.uuid4().hex[:12]}.npy")
@@ -173,14 +185,22 @@ class ExactVectors:
             return  # read whole on first search
         self._dirty = True
         self.delete(ids)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        self._matrix = vectors.copy() if self._matrix.size == 0 else np.vstack([self._matrix, vectors])
-        if self._codes is not None:
-            self._codes = self._codes.append(vectors)
+        self._append_rows(np.asarray(vectors, dtype=np.float32))  # the codes catch up when next needed
         for cid in ids:
             self._rows[cid] = len(self._ids)
             self._ids.append(cid)
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
+
+    def _append_rows(self, vectors: np.ndarray) -> None:
+        """Append rows to the matrix in amortised constant time per row (an ingest adds thousands of batches)."""
+        rows, need = len(self._ids), len(self._ids) + len(vectors)
+        if self._buffer is None or need > len(self._buffer) or self._buffer.shape[1] != vectors.shape[1]:
+            buffer = np.empty((max(need, rows + rows // 2, 1024), vectors.shape[1]), dtype=np.float32)
+            if rows:
+                buffer[:rows] = self._matrix
+            self._buffer = buffer
+        self._buffer[rows:need] = vectors
+        self._matrix = self._buffer[:need]
 
     def delete(self, ids: list[str]) -> None:
         if not self._loaded:
@@ -197,7 +217,7 @@ class ExactVectors:
         if self._alive.all():
             return
         keep = np.flatnonzero(self._alive)
-        codes = self._codes.take(keep) if self._codes is not None else None
+        codes = self._quantized().take(keep) if self._codes is not None else None
         self._set([self._ids[i] for i in keep], self._matrix[keep])
         self._codes = codes
 
@@ -230,6 +250,10 @@ class ExactVectors:
         return [(self._ids[candidates[i]], float(scores[i])) for i in ranked]
 
     def _quantized(self) -> QuantizedVectors:
+        """The compact copies of every row (rows added since they were made are appended now)."""
+        if self._codes is not None and len(self._codes) < len(self._ids):
+            self._codes = self._codes.append(self._matrix[len(self._codes):])
+            self._codes_dirty = True
         if self._codes is None or len(self._codes) != len(self._ids):
             self._codes = QuantizedVectors.encode(self._matrix)
             self._codes_dirty = True

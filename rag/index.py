@@ -59,6 +59,7 @@ class DocumentIndex:
         self.lock = threading.RLock()
         self._vectors_path = self.index_dir / "vectors.json"
         self._vector_model: tuple[int, str | None] | None = None  # (file mtime, model), read again on change
+        self._checked_empty = False  # whether the first add looked for an empty store (see ``add``)
         if not self.remote and not self._generation_path.exists() and self.index_dir.exists():
             try:
                 self.renew_generation()  # a folder from before generations: its cache files are checked once more
@@ -130,6 +131,11 @@ class DocumentIndex:
         with self.lock:
             if model_id is not None:
                 self.record_vector_model(model_id)
+            if not self._checked_empty:  # an index built from nothing keeps its vectors' matrices as it grows
+                self._checked_empty = True
+                if not self.remote and self.store.count() == 0 and self.windows.count() == 0:
+                    self.exact.start_empty()
+                    self.exact_windows.start_empty()
             self.renew_generation()
             self.store.add(chunks, embeddings)
             self.exact.add([c.id for c in chunks], embeddings)
@@ -232,12 +238,15 @@ class DocumentIndex:
         with self.lock:
             return self.bm25.idf(terms)
 
-    def save(self) -> None:
+    def save(self, vectors: bool = True) -> None:
+        """Write the BM25 indexes and (``vectors``) the exact search's vector files; those are optional (an
+        index without them reads its vectors out of Chroma once), so a long ingest writes them at its end."""
         with self.lock:
             self.bm25.save()
             self.bm25_windows.save()
-            self.exact.save()
-            self.exact_windows.save()
+            if vectors:
+                self.exact.save()
+                self.exact_windows.save()
 
     def drop(self) -> None:
         """Delete the Chroma collection (a deleted ``rag`` collection; its folder goes with the caller)."""

@@ -95,3 +95,27 @@ def test_shortlisted_search_finds_nearly_the_exact_top_and_scores_it_exactly(tmp
     reopened = DocumentIndex(tmp_path / "idx", shortlist_above=1000)
     again = reopened.search_dense(queries[3], 10)
     assert encoded == [] and again == index.search_dense(queries[3], 10)
+
+
+def test_an_index_built_from_nothing_keeps_its_matrices_in_step_and_saves_them(tmp_path, monkeypatch):
+    """A fresh index holds its vectors as they are added (amortised growth), so neither its first search nor
+    a reopened index reads them back out of Chroma; above the threshold the compact copies are saved too."""
+    from rag.vectorstore import ChromaStore
+
+    reads: list[int] = []
+    real_vectors = ChromaStore.vectors
+    monkeypatch.setattr(ChromaStore, "vectors", lambda self, ids: reads.append(len(ids)) or real_vectors(self, ids))
+    vectors = _clustered(np.random.default_rng(4), 3000)
+    chunks = _chunks(3000)
+    index = DocumentIndex(tmp_path / "idx", shortlist_above=1000)
+    for start in range(0, 3000, 400):
+        index.add(chunks[start:start + 400], vectors[start:start + 400], model_id="m")
+    found = index.search_dense(vectors[5], 5)
+    assert found[0] == (chunks[5].id, pytest.approx(1.0, abs=1e-5)) and reads == []
+    assert len(index.search_dense(vectors[5], 5, windows=True)) == 5 and reads == []
+    index.save()
+    with np.load(tmp_path / "idx" / "exact-documents.npz") as data:
+        assert {"small", "codes", "centre", "scale"} <= set(data.files) and data["codes"].shape[1] == 3000
+    reopened = DocumentIndex(tmp_path / "idx", shortlist_above=1000)
+    assert reopened.search_dense(vectors[5], 5) == found and reads == []
+    assert reopened.exact._codes is not None and len(reopened.exact._codes) == 3000
