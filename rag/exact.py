@@ -20,7 +20,8 @@ to Chroma, ``DocumentIndex.generation``) compares that instead: a cache saved at
 holds its ids.
 
 Above ``shortlist_above`` searched vectors (200,000 by default, ``RAG_DENSE_SHORTLIST_ABOVE``), a search first
-ranks them by compact copies (``rag.quantized``: binary codes, then int8 vectors; kept in the cache file) and
+ranks them by compact copies (``rag.quantized``: binary codes, then int8 vectors; kept with the cache, the int8
+copies in their own memory-mapped ``exact-<collection>.<token>.int8.npy``) and
 scores exactly only the best few: at a million vectors the product would otherwise read 1.5 GB per query and
 keep the whole matrix resident.
 """
@@ -108,8 +109,11 @@ class ExactVectors:
                 ids, model = data["ids"], str(data["model"])
                 cached = unpack_strings(ids) if ids.dtype == np.uint8 else ids.tolist()
                 generation = str(data["generation"]) if "generation" in data.files else ""
-                codes = (QuantizedVectors(data["centre"], data["scale"], data["codes"], data["small"])
-                         if "small" in data.files else None)
+                codes = None
+                if "small_file" in data.files:  # the int8 copies in their own file, memory-mapped
+                    small = np.load(self.cache.with_name(str(data["small_file"])), mmap_mode="r",
+                                    allow_pickle=False)
+                    codes = QuantizedVectors(data["centre"], data["scale"], data["codes"], small)
                 vectors_file = None
                 if "vectors" in data.files:  # the first version of the cache: the matrix inside
                     matrix = data["vectors"]
@@ -162,8 +166,14 @@ class ExactVectors:
                 with open(tmp, "wb") as fh:
                     np.save(fh, np.ascontiguousarray(self._matrix, dtype=np.float32), allow_pickle=False)
                 os.replace(tmp, vectors)
-            extra = ({"centre": self._codes.centre, "scale": self._codes.scale, "codes": self._codes.codes,
-                      "small": self._codes.small} if self._codes is not None else {})
+            extra = {}
+            if self._codes is not None:  # the int8 copies (384 bytes a row) mapped, not read, on open
+                small = self.cache.with_name(f"{self.cache.stem}.{uuid.uuid4().hex[:12]}.int8.npy")
+                with open(tmp, "wb") as fh:
+                    np.save(fh, np.ascontiguousarray(self._codes.small), allow_pickle=False)
+                os.replace(tmp, small)
+                extra = {"centre": self._codes.centre, "scale": self._codes.scale, "codes": self._codes.codes,
+                         "small_file": np.array(small.name)}
             with open(tmp, "wb") as fh:
                 np.savez(fh, ids=pack_strings(self._ids), model=np.array(self.model() or ""),
                          generation=np.array(self.generation() or ""), vectors_file=np.array(vectors.name),
@@ -175,8 +185,10 @@ class ExactVectors:
             log.info("%s not written (%s); vectors are read from the store on next open", self.cache, exc)
             tmp.unlink(missing_ok=True)
             return
-        for old in self.cache.parent.iterdir():  # earlier saves' matrices (a reader holding one keeps its pages)
-            if old != vectors and re.fullmatch(re.escape(self.cache.stem) + r"\.[0-9a-f]{12}\.npy", old.name):
+        current = {vectors.name, str(extra.get("small_file", ""))}
+        for old in self.cache.parent.iterdir():  # earlier saves' files (a reader holding one keeps its pages)
+            if (old.name not in current
+                    and re.fullmatch(re.escape(self.cache.stem) + r"\.[0-9a-f]{12}(\.int8)?\.npy", old.name)):
                 old.unlink(missing_ok=True)
 
     def add(self, ids: list[str], vectors: np.ndarray) -> None:

@@ -115,7 +115,10 @@ def test_an_index_built_from_nothing_keeps_its_matrices_in_step_and_saves_them(t
     assert len(index.search_dense(vectors[5], 5, windows=True)) == 5 and reads == []
     index.save()
     with np.load(tmp_path / "idx" / "exact-documents.npz") as data:
-        assert {"small", "codes", "centre", "scale"} <= set(data.files) and data["codes"].shape[1] == 3000
+        assert {"small_file", "codes", "centre", "scale"} <= set(data.files) and data["codes"].shape[1] == 3000
+    int8 = [p.name for p in (tmp_path / "idx").glob("exact-documents.*.int8.npy") if ".windows." not in p.name]
+    assert len(int8) == 1  # earlier saves' copies removed
     reopened = DocumentIndex(tmp_path / "idx", shortlist_above=1000)
     assert reopened.search_dense(vectors[5], 5) == found and reads == []
     assert reopened.exact._codes is not None and len(reopened.exact._codes) == 3000
+    assert isinstance(reopened.exact._codes.small, np.memmap)  # mapped, read as shortlists touch it
