@@ -69,8 +69,11 @@ def test_llm_judge_parses_statements_from_the_embedded_gguf(llm):
     # The real model's reply parses into whole statements (not list markers, not fragments).
     assert from_model and statements
     assert all(len(s.split()) >= 2 and not s[0] in "-*•0123456789" for s in statements)
+    # The judge uses the model's statements (no fallback note). Two calls need not give the same wording:
+    # the model need not word them the same twice (seen with llama-cpp-python 0.3.36 in one process).
     result = judge.judge(answer, CONTEXT)
-    assert result.notes == [] and [c.claim for c in result.claims] == statements
+    assert result.notes == [] and result.claims
+    assert all(len(c.claim.split()) >= 2 and not c.claim[0] in "-*•0123456789" for c in result.claims)
     assert all(c.score in (0.0, 1.0) and c.supported is (c.score == 1.0) for c in result.claims)
 
 
