@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rag.types import ScoredChunk
-
 
 class ReciprocalRankFusion:
     """score(d) = sum over retrievers r of weight_r / (k + rank_r(d)), ranks starting at 1.
@@ -18,11 +16,6 @@ class ReciprocalRankFusion:
             raise ValueError(f"k must be >= 1, got {k}")
         self.k = k
         self.weights = weights or {}
-
-    def fuse(self, ranked_lists: dict[str, list[ScoredChunk]], top_k: int | None = None) -> list[ScoredChunk]:
-        chunks = {hit.chunk.id: hit.chunk for hits in ranked_lists.values() for hit in hits}
-        fused = self.fuse_ids({name: [hit.chunk.id for hit in hits] for name, hits in ranked_lists.items()}, top_k)
-        return [ScoredChunk(chunks[cid], score, ranks) for cid, score, ranks in fused]
 
     def fuse_ids(self, rankings: dict[str, list[str]],
                  top_k: int | None = None) -> list[tuple[str, float, dict[str, int]]]:

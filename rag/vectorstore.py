@@ -111,16 +111,3 @@ class ChromaStore:
         found = self.collection.query(query_embeddings=[vector.tolist()], n_results=min(n, total),
                                       ids=list(ids) if ids is not None else None, include=["distances"])
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(found["ids"][0], found["distances"][0], strict=True)]
-
-    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None,
-              ids: Iterable[str] | None = None) -> list[tuple[Chunk, float]]:
-        """Nearest chunks (among ``ids`` when given) with their cosine similarity (1 - cosine distance)."""
-        total = self.count()
-        if total == 0:
-            return []
-        found = self.collection.query(query_embeddings=[vector.tolist()], n_results=min(n, total), where=where,
-                                      ids=list(ids) if ids is not None else None,
-                                      include=["documents", "metadatas", "distances"])
-        return [(Chunk(cid, doc, ChunkMetadata.from_store(meta)), 1.0 - float(dist))
-                for cid, doc, meta, dist in zip(found["ids"][0], found["documents"][0], found["metadatas"][0],
-                                                found["distances"][0], strict=True)]
