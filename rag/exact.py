@@ -94,7 +94,7 @@ class ExactVectors:
                 kept.append(cid)
         self._set(kept, matrix[:len(kept)] if matrix is not None else np.zeros((0, 0), dtype=np.float32))
         if self._ids:
-            log.info("loaded %d vectors of %s for exact search", len(self._ids), self.store.collection.name)
+            log.info("loaded %d vectors of %s for exact search", len(self._ids), self.store.name)
         self._dirty = True
         self.save()
         if not self._dirty and self._vectors_file and self.cache is not None:  # saved: map it, free the copy
@@ -270,6 +270,6 @@ class ExactVectors:
             self._codes = QuantizedVectors.encode(self._matrix)
             self._codes_dirty = True
             log.info("binary and int8 copies of %d vectors of %s made for shortlisting", len(self._ids),
-                     self.store.collection.name)
+                     self.store.name)
             self.save()  # kept with the cache: the next open does not encode again
         return self._codes

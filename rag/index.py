@@ -5,6 +5,10 @@ sentence's window text and a second Chroma collection holding each sentence's wi
 only: the text stays with the sentence), the normalised mean of the window's sentence vectors (derived, nothing
 is embedded twice). A window hit stands for its
 sentence, so answers still quote sentences while recall gains from terms spread over neighbouring ones.
+
+A local index also keeps its chunks' text and metadata in ``chunks.sqlite`` (``rag.chunkstore``), so that a
+question reads chunks and filters without opening Chroma (issue 17); Chroma is opened when something writes, or
+reads vectors the exact search's files lack.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 import uuid
 from collections import defaultdict
@@ -22,6 +27,7 @@ import numpy as np
 
 from rag.analysis import ANALYSIS_VERSION, SUPPORTED_LANGUAGES, Analyzer
 from rag.bm25 import BM25Index
+from rag.chunkstore import ChunkStore
 from rag.exact import SHORTLIST_ABOVE, ExactVectors
 from rag.settings import Settings
 from rag.types import Chunk
@@ -30,6 +36,8 @@ from rag.vectorstore import ChromaStore
 log = logging.getLogger(__name__)
 
 WINDOWS_SUFFIX = ".windows"  # the window vectors' Chroma collection: "<collection>.windows" (names have no dots)
+CHUNKS_FILE = "chunks.sqlite"
+_COPY_BATCH = 2000
 
 
 class DocumentIndex:
@@ -60,6 +68,8 @@ class DocumentIndex:
         self._vectors_path = self.index_dir / "vectors.json"
         self._vector_model: tuple[int, str | None] | None = None  # (file mtime, model), read again on change
         self._checked_empty = False  # whether the first add looked for an empty store (see ``add``)
+        self._chunks: ChunkStore | None = None
+        self._chunks_checked = False  # whether ``_chunks`` was found (or made) in step with the store
         if not self.remote and not self._generation_path.exists() and self.index_dir.exists():
             try:
                 self.renew_generation()  # a folder from before generations: its cache files are checked once more
@@ -129,6 +139,7 @@ class DocumentIndex:
         windowed, vectors = window_units(chunks, embeddings)
         window_terms = self._window_terms(windowed)
         with self.lock:
+            texts = self.chunk_store()  # checked before the generation moves on
             if model_id is not None:
                 self.record_vector_model(model_id)
             if not self._checked_empty:  # an index built from nothing keeps its vectors' matrices as it grows
@@ -144,9 +155,12 @@ class DocumentIndex:
                 self.exact_windows.add([c.id for c in windowed], vectors)
             self.bm25.add(terms)
             self.bm25_windows.add(window_terms)
+            if texts is not None:
+                self._write_chunks(lambda: texts.add(chunks, self.generation))
 
     def delete(self, ids: list[str]) -> None:
         with self.lock:
+            texts = self.chunk_store()
             self.renew_generation()
             self.store.delete(ids)
             self.windows.delete(ids)
@@ -154,6 +168,60 @@ class DocumentIndex:
             self.exact_windows.delete(ids)
             self.bm25.delete(ids)
             self.bm25_windows.delete(ids)
+            if texts is not None:
+                self._write_chunks(lambda: texts.delete(ids, self.generation))
+
+    def chunk_store(self) -> ChunkStore | None:
+        """The chunks' text and metadata for reads, in step with Chroma (copied out of it once when not); None
+        for a Chroma server (other clients may write to it) or a folder where the file cannot be kept."""
+        if self._chunks_checked:
+            return self._chunks
+        with self.lock:
+            if not self._chunks_checked:
+                self._chunks = self._checked_chunk_store()
+                self._chunks_checked = True
+        return self._chunks
+
+    def _checked_chunk_store(self) -> ChunkStore | None:
+        if self.remote:
+            return None
+        current = self.generation
+        if current is None:
+            try:
+                self.renew_generation()  # a folder not made yet
+            except OSError:
+                return None  # a read-only folder that keeps no generation: nothing to check the file with
+            current = self.generation
+        try:
+            texts = ChunkStore(self.index_dir / CHUNKS_FILE)
+            if texts.generation != current:
+                self._copy_chunks(texts, current)
+            return texts
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("%s unusable (%s); chunks are read from Chroma", self.index_dir / CHUNKS_FILE, exc)
+            return None
+
+    def _copy_chunks(self, texts: ChunkStore, generation: str) -> None:
+        """Fill ``texts`` from Chroma: an index from before the file, or one written without it."""
+        texts.clear()
+        copied = 0
+        if self.store.exists():
+            ids = self.store.ids()
+            for start in range(0, len(ids), _COPY_BATCH):
+                part = self.store.get(ids[start:start + _COPY_BATCH])
+                texts.add(list(part.values()), "")  # not in step until the last batch is in
+                copied += len(part)
+        texts.stamp(generation)
+        if copied:
+            log.info("copied the text and metadata of %d chunks out of Chroma into %s", copied, texts.path)
+
+    def _write_chunks(self, write) -> None:
+        """Chroma is written first: a failure here leaves the file behind, so it is checked again on next use."""
+        try:
+            write()
+        except (sqlite3.Error, OSError):
+            self._chunks_checked = False
+            raise
 
     def _window_terms(self, chunks: list[Chunk]) -> dict[str, list[str]]:
         return {c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text) for c in chunks}
@@ -181,6 +249,8 @@ class DocumentIndex:
                     self.exact_windows.add([c.id for c in windowed], window_vectors)
                     self.bm25_windows.add(self._window_terms(windowed))
                     added += len(windowed)
+            if added and self._chunks_checked and self._chunks is not None:  # chunks unchanged: still in step
+                self._chunks.stamp(self.generation)
             self.bm25_windows.save()
         if added:
             log.info("derived %d sentence-window units from the stored chunks", added)
@@ -219,7 +289,8 @@ class DocumentIndex:
             return (self.bm25_windows if windows else self.bm25).search(terms, n, allowed=allowed)
 
     def count(self) -> int:
-        return self.store.count()
+        texts = self.chunk_store()
+        return texts.count() if texts is not None else self.store.count()
 
     def windowed(self) -> bool:
         """Whether sentence-window units are indexed (``search_*(..., windows=True)`` finds anything)."""
@@ -227,11 +298,13 @@ class DocumentIndex:
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
         """The stored chunks of ``ids`` (ids not stored are left out)."""
-        return self.store.get(ids)
+        texts = self.chunk_store()
+        return texts.get(ids) if texts is not None else self.store.get(ids)
 
     def allowed(self, where: dict[str, Any]) -> set[str]:
         """The ids of the chunks whose metadata ``where`` lets through (Chroma's filter syntax)."""
-        return set(self.store.ids(where))
+        texts = self.chunk_store()
+        return set(texts.ids(where) if texts is not None else self.store.ids(where))
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each term (rare terms weigh more in evidence scoring)."""
@@ -251,16 +324,20 @@ class DocumentIndex:
     def drop(self) -> None:
         """Delete the Chroma collection (a deleted ``rag`` collection; its folder goes with the caller)."""
         with self.lock:
+            texts = self.chunk_store()
             self.renew_generation()
             self.store.drop()
             self.windows.drop()
+            if texts is not None:
+                self._write_chunks(lambda: texts.clear(self.generation))
             self.exact.reset()
             self.exact_windows.reset()
 
     def reconcile(self, expected_ids: set[str]) -> int:
         """Drop chunks that no manifest entry owns (left by a run that was killed); returns how many."""
+        texts = self.chunk_store()
         orphans = (set(self.store.ids()) | set(self.bm25.ids()) | set(self.windows.ids())
-                   | set(self.bm25_windows.ids())) - expected_ids
+                   | set(self.bm25_windows.ids()) | set(texts.ids() if texts is not None else ())) - expected_ids
         if orphans:
             log.warning("removing %d orphaned chunks left by an interrupted run", len(orphans))
             self.delete(sorted(orphans))

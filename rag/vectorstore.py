@@ -7,6 +7,7 @@ query passes vectors computed by our ``Embedder``, so Chroma cannot load (or dow
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,31 +25,54 @@ _MAX_BATCH = 4000
 
 
 class ChromaStore:
-    """A persistent (local folder) or remote (``chroma run`` server) Chroma collection."""
+    """A persistent (local folder) or remote (``chroma run``) Chroma collection, opened on first use: importing
+    Chroma and loading a large collection cost seconds and gigabytes that a question answered from the exact
+    search's files and ``rag.chunkstore`` never needs."""
 
     def __init__(self, path: Path | None = None, collection: str = "documents", url: str | None = None,
-                 client=None) -> None:
-        if client is not None:  # a sibling collection in the same store
-            self.client = client
-            self.collection = self._open(collection)
-            return
-        if path is None and url is None:
+                 parent: ChromaStore | None = None) -> None:
+        if parent is None and path is None and url is None:
             raise ValueError("ChromaStore needs a path or a url")
+        if url and not urlparse(url).hostname:
+            raise ValueError(f"chroma_url must look like http://host:port, got {url!r}")
         ensure_offline()
+        self.name, self.path, self.url, self._parent = collection, path, url, parent
+        self._client = None
+        self._collection = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        if self._parent is not None:  # a sibling collection: the same client
+            return self._parent.client
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    @property
+    def collection(self):
+        if self._collection is None:
+            collection = self._open(self.name)
+            with self._lock:
+                self._collection = self._collection or collection
+        return self._collection
+
+    def exists(self) -> bool:
+        """Whether there may be anything stored (a server, or a local folder already made), without opening it."""
+        return self.url is not None or (self._parent.exists() if self._parent is not None else self.path.exists())
+
+    def _connect(self):
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        if url:
-            parsed = urlparse(url)
-            if not parsed.hostname:
-                raise ValueError(f"chroma_url must look like http://host:port, got {url!r}")
-            self.client = chromadb.HttpClient(host=parsed.hostname, port=parsed.port or 8000,
-                                              ssl=parsed.scheme == "https", settings=chroma_settings)
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        self.collection = self._open(collection)
+        if self.url:
+            parsed = urlparse(self.url)
+            return chromadb.HttpClient(host=parsed.hostname, port=parsed.port or 8000,
+                                       ssl=parsed.scheme == "https", settings=chroma_settings)
+        self.path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
 
     def _open(self, name: str):
         return self.client.get_or_create_collection(name=name, embedding_function=None,
@@ -56,7 +80,7 @@ class ChromaStore:
 
     def sibling(self, collection: str) -> ChromaStore:
         """Another collection of the same store, through the same client."""
-        return ChromaStore(collection=collection, client=self.client)
+        return ChromaStore(collection=collection, parent=self)
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
@@ -70,7 +94,8 @@ class ChromaStore:
 
     def drop(self) -> None:
         """Delete the whole collection from the store (a deleted ``rag`` collection)."""
-        self.client.delete_collection(self.collection.name)
+        self.client.delete_collection(self.name)
+        self._collection = None
 
     def add(self, chunks: list[Chunk], embeddings: np.ndarray, vectors_only: bool = False) -> None:
         """Store the chunks with their vectors; ``vectors_only``: ids and vectors alone (a collection searched
