@@ -85,14 +85,11 @@ class SyntheticCorpus:
 
 def build(folder: Path, chunks: int) -> float:
     """Build the index of ``chunks`` chunks in ``folder`` unless it is there; the build's seconds."""
-    from rag.index import CHUNKS_FILE, DocumentIndex
+    from rag.index import DocumentIndex
 
     done = folder / "built.json"
     if done.exists():
-        if not (folder / CHUNKS_FILE).exists():  # built before the chunk store: copied out of Chroma once
-            started = time.perf_counter()
-            DocumentIndex(folder).chunk_store()
-            print(f"  {folder}: chunk store made in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        upgrade(folder)
         return float(json.loads(done.read_text())["build_s"])
     started = time.perf_counter()
     index = DocumentIndex(folder)
@@ -108,6 +105,22 @@ def build(folder: Path, chunks: int) -> float:
     print(file=sys.stderr)
     done.write_text(json.dumps({"chunks": docs * CHUNKS_PER_DOC, "build_s": seconds}))
     return seconds
+
+
+def upgrade(folder: Path) -> None:
+    """Bring an index built by an earlier version up to this one's files, as a user's next ingest would: the chunk
+    store (copied out of Chroma once) and BM25's saved impacts (otherwise computed on each open's first search)."""
+    from rag.index import CHUNKS_FILE, DocumentIndex
+
+    with np.load(folder / "bm25-windows.npz") as data:
+        impacts = "impact" in data.files
+    if impacts and (folder / CHUNKS_FILE).exists():
+        return
+    started = time.perf_counter()
+    index = DocumentIndex(folder)
+    index.chunk_store()
+    index.save()
+    print(f"  {folder}: brought up to this version's files in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
 class RandomQueryEmbedder:

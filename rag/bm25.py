@@ -10,6 +10,11 @@ On disk it is one uncompressed ``.npz`` (numpy arrays, no pickle) that opens at 
 25 MB per 100,000 sentence chunks. Changes are incremental: added chunks wait in memory and deleted ones are
 marked, and both are merged into the postings before the next search or save, in time linear in the postings
 (only the added ones are sorted). An index from before this format (``<name>.json.gz``, every chunk's terms as JSON) is converted on open.
+
+A search ranks by each posting's impact, ``tf * (k1 + 1) / (tf + norm(length))`` as float32, computed once per
+merge and saved with the postings, times its term's idf; the top ``n`` are then scored again exactly (float64,
+as ``scores``), so the scores returned are rank-bm25's. At 1,000,000 window chunks (70M postings) that halves
+the cost of a query's scoring (27 -> 13 ms): no per-query gather of lengths, no division, half the bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ log = logging.getLogger(__name__)
 EPSILON = 0.25  # rank-bm25's BM25Okapi default: the idf floor, as a share of the mean idf
 EMPTY = "\x00"  # the placeholder term of a chunk without terms (rank-bm25 needs one; it counts in the corpus)
 _MAX_TF = np.iinfo(np.uint16).max
+_ROUNDING = 1e-5  # float32 impact scores are within this share of the exact ones (a few terms' sums)
 MERGE_EVERY = 50_000  # added chunks waiting as term lists before they are merged into the postings anyway
 
 
@@ -62,6 +68,7 @@ class BM25Index:
         self._deleted: set[int] = set()
         self._idf: np.ndarray | None = None  # per vocabulary column, from the merged postings
         self._norm: np.ndarray | None = None
+        self._impact: np.ndarray | None = None  # per posting, float32, without the idf (made when needed)
         if path is not None:
             legacy = path.with_name(path.name.removesuffix(".npz") + ".json.gz")
             if path.exists():
@@ -113,16 +120,23 @@ class BM25Index:
         """Top ``n`` (chunk id, score) with a positive score; ``allowed`` restricts to those ids."""
         if not terms or n <= 0:
             return []
-        scores = self.scores(terms)
-        hits = np.flatnonzero(scores > 0)
+        self._merge()
+        if not self._ids:
+            return []
+        counts = Counter(terms)
+        approx = self._impact_scores(counts)
+        hits = np.flatnonzero(approx > 0)
         if allowed is not None:
             rows = np.fromiter((self._row[cid] for cid in allowed if cid in self._row), dtype=np.int64)
             hits = np.intersect1d(hits, rows, assume_unique=True)
-        if len(hits) > n:
-            hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
+        if len(hits) > n:  # the top n, and whatever float32 rounding may have put level with the n-th
+            cut = np.partition(approx[hits], len(hits) - n)[len(hits) - n]
+            hits = hits[approx[hits] >= cut * (1 - _ROUNDING)]
+        hits = np.sort(hits)
+        exact = self._row_scores(counts, hits)
         # Ties are broken by chunk id so that results are reproducible.
-        ranked = sorted(hits.tolist(), key=lambda i: (-scores[i], self._ids[i]))
-        return [(self._ids[i], float(scores[i])) for i in ranked]
+        ranked = sorted(range(len(hits)), key=lambda i: (-exact[i], self._ids[hits[i]]))[:n]
+        return [(self._ids[hits[i]], float(exact[i])) for i in ranked if exact[i] > 0]
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """Each term's idf; a term no chunk holds gets the mean idf of the known ones (it tells no chunk from
@@ -151,7 +165,43 @@ class BM25Index:
             scores[rows] += count * idf[column] * tf * (self.k1 + 1) / (tf + norm[rows])
         return scores
 
-    def save(self) -> None:
+    def _impact_scores(self, counts: Counter) -> np.ndarray:
+        """Every chunk's score from the float32 impacts (ranks as ``scores`` up to float32 rounding)."""
+        idf, impact = self._stats()[0], self._impacts()
+        scores = np.zeros(len(self._ids), dtype=np.float32)
+        for term, count in counts.items():
+            column = self._vocab.get(term)
+            if column is not None:
+                start, end = self._indptr[column], self._indptr[column + 1]
+                scores[self._rows[start:end]] += np.float32(count * idf[column]) * impact[start:end]
+        return scores
+
+    def _row_scores(self, counts: Counter, rows: np.ndarray) -> np.ndarray:
+        """The exact scores (as ``scores``) of ``rows`` (sorted): each term's postings are sorted by row."""
+        idf, norm = self._stats()
+        scores = np.zeros(len(rows), dtype=np.float64)
+        for term, count in counts.items():
+            column = self._vocab.get(term)
+            if column is None or not len(rows):
+                continue
+            start, end = self._indptr[column], self._indptr[column + 1]
+            postings = self._rows[start:end]
+            at = np.minimum(np.searchsorted(postings, rows), len(postings) - 1)
+            held = postings[at] == rows
+            tf = np.where(held, self._tf[start:end][at], 0).astype(np.float64)
+            scores += count * idf[column] * tf * (self.k1 + 1) / (tf + norm[rows])
+        return scores
+
+    def _impacts(self) -> np.ndarray:
+        if self._impact is None or len(self._impact) != len(self._rows):
+            tf = self._tf.astype(np.float32)
+            self._impact = tf * np.float32(self.k1 + 1) / (tf + self._stats()[1].astype(np.float32)[self._rows])
+        return self._impact
+
+    def save(self, impacts: bool = True) -> None:
+        """Write the index; ``impacts``: with the search's impacts (computed now if they are not: a few seconds at
+        a million chunks, which a long ingest's periodic saves skip; an index saved without them makes them on its
+        first search)."""
         if self.path is None:
             raise ValueError("BM25Index has no path to save to")
         self._merge()
@@ -159,9 +209,10 @@ class BM25Index:
         meta = json.dumps({"format": self.FORMAT, "k1": self.k1, "b": self.b, "analysis": self.analysis})
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as fh:
+            extra = {"impact": self._impacts()} if impacts and len(self._rows) else {}
             np.savez(fh, meta=np.frombuffer(meta.encode(), dtype=np.uint8), ids=pack_strings(self._ids),
                      vocab=pack_strings(list(self._vocab)), indptr=self._indptr, rows=self._rows, tf=self._tf,
-                     lengths=self._lengths)
+                     lengths=self._lengths, **extra)
         os.replace(tmp, self.path)  # atomic: a killed run never leaves a half-written index
 
     def _load(self, path: Path) -> None:
@@ -173,6 +224,8 @@ class BM25Index:
                 self._ids, vocab = unpack_strings(data["ids"]), unpack_strings(data["vocab"])
                 self._indptr, self._rows = data["indptr"], data["rows"]
                 self._tf, self._lengths = data["tf"], data["lengths"]
+                if "impact" in data.files:  # made with the file's k1, b and lengths, which are the index's now
+                    self._impact = data["impact"]
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: not a readable BM25 index ({exc})") from exc
         self.k1, self.b, self.analysis = meta["k1"], meta["b"], meta.get("analysis")
@@ -255,5 +308,5 @@ class BM25Index:
         self._indptr, self._rows, self._tf = indptr, merged_rows, merged_tf
         self._lengths = np.concatenate([self._lengths[keep], add_lengths.astype(np.int32)])
         self._added, self._deleted = {}, set()
-        self._idf = self._norm = None
+        self._idf = self._norm = self._impact = None
 

@@ -312,11 +312,12 @@ class DocumentIndex:
             return self.bm25.idf(terms)
 
     def save(self, vectors: bool = True) -> None:
-        """Write the BM25 indexes and (``vectors``) the exact search's vector files; those are optional (an
-        index without them reads its vectors out of Chroma once), so a long ingest writes them at its end."""
+        """Write the BM25 indexes and (``vectors``) the exact search's vector files and BM25's impacts; those are
+        optional (an index without them reads its vectors out of Chroma, or computes the impacts, once), so a long
+        ingest writes them at its end."""
         with self.lock:
-            self.bm25.save()
-            self.bm25_windows.save()
+            self.bm25.save(impacts=vectors)
+            self.bm25_windows.save(impacts=vectors)
             if vectors:
                 self.exact.save()
                 self.exact_windows.save()

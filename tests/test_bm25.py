@@ -94,3 +94,45 @@ def test_a_damaged_file_is_named_in_the_error(tmp_path):
     (tmp_path / "bm25.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ValueError, match="bm25.npz"):
         BM25Index(tmp_path / "bm25.npz")
+
+
+def _reference_top(docs: dict[str, list[str]], query: list[str], n: int) -> list[tuple[str, float]]:
+    scores = _reference_scores(docs, query)
+    ranked = sorted((cid for cid, score in scores.items() if score > 0), key=lambda c: (-scores[c], c))
+    return [(cid, scores[cid]) for cid in ranked[:n]]
+
+
+def test_search_by_saved_impacts_returns_rank_bm25s_top_and_scores(tmp_path, monkeypatch):
+    """Searches rank by float32 impacts, then score the top exactly: the same ids and scores as rank-bm25's top n,
+    with the impacts made in memory, read back from the file, or made again after changes."""
+    monkeypatch.setattr("rag.bm25.MERGE_EVERY", 7)
+    rng = random.Random(5)
+    vocab = [f"w{i}" for i in range(50)]
+    corpus: dict[str, list[str]] = {}
+    index = BM25Index(tmp_path / "bm25.npz")
+    for step in range(10):
+        added = {f"d{rng.randrange(300)}": [rng.choice(vocab) for _ in range(rng.randint(1, 25))]
+                 for _ in range(rng.randint(5, 60))}
+        index.add(added)
+        corpus.update(added)
+        gone = rng.sample(sorted(corpus), k=min(len(corpus) - 1, rng.randint(0, 5)))
+        index.delete(gone)
+        for cid in gone:
+            corpus.pop(cid)
+        for reopen in (False, True):
+            if reopen:
+                index.save(impacts=step % 2 == 0)  # odd steps: a periodic save, without the impacts
+                with np.load(tmp_path / "bm25.npz") as data:
+                    assert ("impact" in data.files) == (step % 2 == 0)
+                index = BM25Index(tmp_path / "bm25.npz")
+            query = [rng.choice(vocab) for _ in range(rng.randint(1, 5))]
+            n = rng.randint(1, 12)
+            got = index.search(query, n)
+            expected = _reference_top(corpus, query, n)
+            assert [cid for cid, _ in got] == [cid for cid, _ in expected], f"step {step}"
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-12)
+            allowed = set(rng.sample(sorted(corpus), k=len(corpus) // 2))
+            kept = {cid: terms for cid, terms in corpus.items()}
+            filtered = index.search(query, n, allowed=allowed)
+            ranked = [(cid, s) for cid, s in _reference_top(kept, query, len(kept)) if cid in allowed][:n]
+            assert [cid for cid, _ in filtered] == [cid for cid, _ in ranked], f"step {step} filtered"
