@@ -32,6 +32,7 @@ matrices' mapped pages grew by 1.8 GB over 100 queries.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import re
 import uuid
@@ -116,8 +117,8 @@ class ExactVectors:
                 generation = str(data["generation"]) if "generation" in data.files else ""
                 codes = None
                 if "small_file" in data.files:  # the int8 copies in their own file, memory-mapped
-                    small = np.load(self.cache.with_name(str(data["small_file"])), mmap_mode="r",
-                                    allow_pickle=False)
+                    small = _read_ahead(np.load(self.cache.with_name(str(data["small_file"])), mmap_mode="r",
+                                                allow_pickle=False))
                     codes = QuantizedVectors(data["centre"], data["scale"], data["codes"], small)
                 vectors_file = None
                 if "vectors" in data.files:  # the first version of the cache: the matrix inside
@@ -302,3 +303,16 @@ class ExactVectors:
                      self.store.name)
             self.save()  # kept with the cache: the next open does not encode again
         return self._codes
+
+
+def _read_ahead(array: np.ndarray) -> np.ndarray:
+    """Ask the kernel to read a mapped file into its cache now, in the background: every shortlisted search
+    reads the int8 copies at random rows, and from a cold disk the first queries at 1,000,000 chunks took
+    171 ms at p50 instead of 84 ms while those pages came in one by one."""
+    mapping = getattr(array, "_mmap", None)  # numpy.memmap's mapping (None for an empty array)
+    if mapping is not None and hasattr(mmap, "MADV_WILLNEED"):
+        try:
+            mapping.madvise(mmap.MADV_WILLNEED)
+        except OSError as exc:  # advice only
+            log.debug("read-ahead not taken (%s)", exc)
+    return array
