@@ -6,14 +6,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_PAGE = 1_000_000_000
+
 
 class QueryFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[str] = Field(default_factory=list, description="Only these source files.")
     element_types: list[Literal["text", "table", "title", "list"]] = Field(default_factory=list)
-    page_min: int | None = Field(None, ge=1)
-    page_max: int | None = Field(None, ge=1)
+    # Bounded so that the stores' integer types holds them (Chroma refuses a filter beyond 64 bits): 422, not 500.
+    page_min: int | None = Field(None, ge=1, le=MAX_PAGE)
+    page_max: int | None = Field(None, ge=1, le=MAX_PAGE)
 
 
 class QueryRequest(BaseModel):

@@ -33,6 +33,7 @@ _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 _COMPARISONS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 # Filters by document and by element type (``rag.retriever.Filters``) read these through an index.
 _INDEXED = ("source", "element_type")
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class ChunkStore:
@@ -175,15 +176,14 @@ def _clause(where: dict[str, Any]) -> tuple[str, list[Any]]:
     (op, operand), = value.items()
     field = _path(key)
     if op in _COMPARISONS:
-        _check_scalar(key, operand)
+        operand = _scalar(key, operand)
         if op == "$ne":
             return f"({field} IS NULL OR {field} != ?)", [operand]
         return f"({field} {_COMPARISONS[op]} ?)", [operand]
     if op in ("$in", "$nin"):
         if not isinstance(operand, list):
             raise ValueError(f"{op} on {key!r} takes a list, got {operand!r}")
-        for item in operand:
-            _check_scalar(key, item)
+        operand = [_scalar(key, item) for item in operand]
         if not operand:
             return ("0" if op == "$in" else "1"), []
         if op == "$nin":
@@ -192,6 +192,10 @@ def _clause(where: dict[str, Any]) -> tuple[str, list[Any]]:
     raise ValueError(f"unknown filter operator {op!r} on {key!r}")
 
 
-def _check_scalar(key: str, value: Any) -> None:
+def _scalar(key: str, value: Any) -> str | int | float | bool:
+    """``value`` as SQLite can bind it: an integer beyond 64 bits (a page "up to 2**63") compares as a float."""
     if not isinstance(value, (str, int, float, bool)):
         raise ValueError(f"the filter on {key!r} compares with a string, number or boolean, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+        return float(value)
+    return value

@@ -27,6 +27,16 @@ DATA = ROOT / "data"
 
 ensure_offline()
 
+# pytest rewrites the asserts of every module of a distribution that declares a pytest plugin (schemathesis
+# does), and CPython 3.11.7's ast.parse raised "SystemError: AST constructor recursion depth mismatch" when that
+# rewriting ran deep in a test's stack: tests/test_fuzz.py's ``from_asgi`` imports schemathesis' OpenAPI modules
+# lazily, and after other tests it failed in full runs (``-p no:schemathesis`` does not stop the rewriting).
+# Importing them here, near the bottom of the stack, rewrites them once, early.
+try:
+    import schemathesis.specs.openapi.schemas  # noqa: F401
+except ImportError:  # without the test extra, tests/test_fuzz.py skips
+    pass
+
 
 def shared_dir() -> Path:
     """The third-party corpus folder, from the one setting (RAG_SHARED_DIR, default ../shared)."""

@@ -40,7 +40,7 @@ def arm(point: str) -> None:
     elif point == "bm25-save":
         from rag.bm25 import BM25Index
 
-        BM25Index.save = lambda self: die()
+        BM25Index.save = lambda self, **_: die()
     elif point == "manifest-write":
         real_write = Path.write_text
 

@@ -112,7 +112,7 @@ def test_a_full_disk_stops_the_run_clearly_and_loses_nothing(tmp_path, monkeypat
     (docs / "nuevo.md").write_text("El almacén abre a las 7:00 los lunes.", encoding="utf-8")
     capsys.readouterr()
 
-    def full(self):
+    def full(self, **_):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patched:

@@ -3,6 +3,8 @@ a bounded number of examples each) and no answer may be a server error or break 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install '.[test]' brings schemathesis")
@@ -29,7 +31,12 @@ def test_every_route_survives_generated_requests(tmp_path, embedder, capsys):
     pipeline = QueryPipeline(app_settings, DocumentIndex.from_settings(app_settings), embedder,
                              ScriptedGenerator(*["Hasta tres días por semana [1]."] * 10_000))
     app = create_app(app_settings, pipeline=pipeline)
-    with TestClient(app):  # runs the lifespan: models warm, /ready says so
+    with TestClient(app) as client:  # runs the lifespan, which warms the models in the background
+        # /ready answers 503 (Retry-After) until the warm-up is done: by design, so the fuzzing starts after it.
+        deadline = time.monotonic() + 300
+        while client.get("/ready", headers=KEY).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/ready", headers=KEY).status_code == 200
         schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=KEY)
         report: dict[str, dict[str, int]] = {}
         for result in schema.get_all_operations():

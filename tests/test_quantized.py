@@ -120,5 +120,7 @@ def test_an_index_built_from_nothing_keeps_its_matrices_in_step_and_saves_them(t
     assert len(int8) == 1  # earlier saves' copies removed
     reopened = DocumentIndex(tmp_path / "idx", shortlist_above=1000)
     assert reopened.search_dense(vectors[5], 5) == found and reads == []
+    # Its matrix is the mapped file, so the rows scored exactly were read from the file (pread), not the mapping.
+    assert isinstance(reopened.exact._matrix, np.memmap) and reopened.exact._file[0] is reopened.exact._matrix
     assert reopened.exact._codes is not None and len(reopened.exact._codes) == 3000
     assert isinstance(reopened.exact._codes.small, np.memmap)  # mapped, read as shortlists touch it
