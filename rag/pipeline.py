@@ -171,8 +171,8 @@ class QueryPipeline:
 
     def warm_up(self) -> None:
         """Load the models and build the query-time caches now, so that no user question pays for them:
-        the embedder, re-ranker and GGUF, the BM25 matrix (built from the stored terms) and the Chroma
-        collection (one retrieval per language). Idempotent: a pipeline already warmed (e.g. shared with a
+        the embedder, re-ranker and GGUF, the chunk store, the BM25 postings and the exact search's vectors (one
+        retrieval per language). Idempotent: a pipeline already warmed (e.g. shared with a
         server that warms at start) stays ready and is not warmed again."""
         if self._warmed:
             return
@@ -186,6 +186,7 @@ class QueryPipeline:
             warm = getattr(self.generator, "warm_up", None)
             if warm is not None:
                 warm()
+            self.index.count()  # opens the chunk store (an index from before it: copied out of Chroma, once)
             for language in ("es", "en"):
                 self.retriever.retrieve("warm up", language, top_k=1)
             self._warmed = True
