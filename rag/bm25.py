@@ -152,18 +152,7 @@ class BM25Index:
     def scores(self, terms: list[str]) -> np.ndarray:
         """BM25 score of every chunk (in ``ids()`` order) for the query terms, repeats counted."""
         self._merge()
-        scores = np.zeros(len(self._ids), dtype=np.float64)
-        if not self._ids:
-            return scores
-        idf, norm = self._stats()
-        for term, count in Counter(terms).items():
-            column = self._vocab.get(term)
-            if column is None:
-                continue
-            start, end = self._indptr[column], self._indptr[column + 1]
-            rows, tf = self._rows[start:end], self._tf[start:end].astype(np.float64)
-            scores[rows] += count * idf[column] * tf * (self.k1 + 1) / (tf + norm[rows])
-        return scores
+        return self._row_scores(Counter(terms), np.arange(len(self._ids)))
 
     def _impact_scores(self, counts: Counter) -> np.ndarray:
         """Every chunk's score from the float32 impacts (ranks as ``scores`` up to float32 rounding)."""
@@ -177,12 +166,14 @@ class BM25Index:
         return scores
 
     def _row_scores(self, counts: Counter, rows: np.ndarray) -> np.ndarray:
-        """The exact scores (as ``scores``) of ``rows`` (sorted): each term's postings are sorted by row."""
-        idf, norm = self._stats()
+        """The exact (float64) scores of ``rows`` (sorted): each term's postings are sorted by row."""
         scores = np.zeros(len(rows), dtype=np.float64)
+        if not len(rows):
+            return scores
+        idf, norm = self._stats()
         for term, count in counts.items():
             column = self._vocab.get(term)
-            if column is None or not len(rows):
+            if column is None:
                 continue
             start, end = self._indptr[column], self._indptr[column + 1]
             postings = self._rows[start:end]

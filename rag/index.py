@@ -182,6 +182,11 @@ class DocumentIndex:
                 self._chunks_checked = True
         return self._chunks
 
+    def _reader(self) -> ChunkStore | ChromaStore:
+        """Where chunks, filters and counts are read: the chunk store, else Chroma (same ``get``/``ids``/``count``)."""
+        texts = self.chunk_store()
+        return texts if texts is not None else self.store
+
     def _checked_chunk_store(self) -> ChunkStore | None:
         if self.remote:
             return None
@@ -289,8 +294,7 @@ class DocumentIndex:
             return (self.bm25_windows if windows else self.bm25).search(terms, n, allowed=allowed)
 
     def count(self) -> int:
-        texts = self.chunk_store()
-        return texts.count() if texts is not None else self.store.count()
+        return self._reader().count()
 
     def windowed(self) -> bool:
         """Whether sentence-window units are indexed (``search_*(..., windows=True)`` finds anything)."""
@@ -298,13 +302,11 @@ class DocumentIndex:
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
         """The stored chunks of ``ids`` (ids not stored are left out)."""
-        texts = self.chunk_store()
-        return texts.get(ids) if texts is not None else self.store.get(ids)
+        return self._reader().get(ids)
 
     def allowed(self, where: dict[str, Any]) -> set[str]:
         """The ids of the chunks whose metadata ``where`` lets through (Chroma's filter syntax)."""
-        texts = self.chunk_store()
-        return set(texts.ids(where) if texts is not None else self.store.ids(where))
+        return set(self._reader().ids(where))
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each term (rare terms weigh more in evidence scoring)."""
