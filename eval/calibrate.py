@@ -2,6 +2,7 @@
 
     python -m eval.calibrate ../shared/eval/xquad_es [--limit N] [--out calibration.json]
     python -m eval.calibrate ../shared/eval/xquad_es --near-miss   # tune on near misses, report on the other half
+    python -m eval.calibrate --fit-answerability ../shared/eval/xquad_es ../shared/eval/xquad_en
 
 Answerable and unanswerable questions come from the same set: the corpus is split by group (XQuAD
 article: the id before its last "_"; else the document itself), every other group is indexed, and a
@@ -15,13 +16,18 @@ indexed article (near misses) and whose whole article is left out (far-off). Thr
 on the ``tune`` half (best mean of answered-when-answerable, abstained-on-near-miss and
 abstained-on-far-off, keeping false abstention at or below ``--max-false-abstention`` when any pair
 can) and the rates are reported on the ``report`` half, which the choice never saw.
+
+``--fit-answerability`` fits the evidence gate's model (``rag.answerability``) on the near-miss sets'
+``tune`` halves (every sentence or table row of each question's sources, positive when it holds the gold
+answer), chooses its threshold there, and writes ``rag/answerability.json`` (or ``--out``) with its rates
+on the ``report`` halves; the rule score's best threshold on the same halves is printed beside them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +36,10 @@ from tqdm import tqdm
 
 from eval.beir import BeirDataset, load_beir
 from eval.runner import build_index
+from rag.answerability import FEATURES
 from rag.embedder import SentenceTransformerEmbedder
 from rag.generator import generator_from_settings
+from rag.grounding import source_units
 from rag.offline import ensure_offline
 from rag.pipeline import QueryOptions, QueryPipeline
 from rag.settings import Settings
@@ -98,9 +106,9 @@ def open_gate_scores(pipeline: QueryPipeline, questions: list[str]) -> tuple[np.
     return np.array(relevance), np.array(evidence)
 
 
-def calibrate_near_miss(folder: Path, settings: Settings, max_false_abstention: float = 0.10,
-                        limit: int | None = None) -> dict[str, object]:
-    """Choose the gates on the near-miss set's tune half; report their rates on the report half."""
+def _near_miss_pipeline(folder: Path, settings: Settings, limit: int | None, **overrides: object):
+    """The near-miss set built from ``folder`` (its first ``limit`` questions), indexed, and a pipeline over it
+    with the rule-score gate and ``overrides``."""
     from eval import nearmiss
 
     built = nearmiss.load(folder)
@@ -109,8 +117,15 @@ def calibrate_near_miss(folder: Path, settings: Settings, max_false_abstention: 
                                        f"{built.dataset.name}-{built.dataset.corpus_hash}-{settings.chunker}")
     embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
     ingestor = build_index(built.dataset, settings, embedder)
-    open_gates = settings.with_overrides(min_relevance=-1.0, min_evidence=-1.0)
-    pipeline = QueryPipeline(open_gates, ingestor.index, embedder, generator_from_settings(settings))
+    pipeline = QueryPipeline(settings.with_overrides(evidence_gate="scores", **overrides), ingestor.index, embedder,
+                             generator_from_settings(settings))
+    return built, items, pipeline
+
+
+def calibrate_near_miss(folder: Path, settings: Settings, max_false_abstention: float = 0.10,
+                        limit: int | None = None) -> dict[str, object]:
+    """Choose the gates on the near-miss set's tune half; report their rates on the report half."""
+    built, items, pipeline = _near_miss_pipeline(folder, settings, limit, min_relevance=-1.0, min_evidence=-1.0)
     rel, ev = open_gate_scores(pipeline, [i.question for i in items])
     lab = np.array([int(i.answerable) for i in items])
     kinds = np.array([i.category for i in items])
@@ -141,7 +156,7 @@ def calibrate(folder: Path, settings: Settings, limit: int | None = None) -> dic
                                        f"{half.name}-{dataset.corpus_hash}-{settings.chunker}")
     embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
     ingestor = build_index(half, settings, embedder)
-    open_gates = settings.with_overrides(min_relevance=-1.0, min_evidence=-1.0)
+    open_gates = settings.with_overrides(min_relevance=-1.0, min_evidence=-1.0, evidence_gate="scores")
     pipeline = QueryPipeline(open_gates, ingestor.index, embedder, generator_from_settings(settings))
     qids = sorted(dataset.qrels)[:limit] if limit else sorted(dataset.qrels)
     rel, ev = open_gate_scores(pipeline, [dataset.queries[qid] for qid in qids])
@@ -158,20 +173,148 @@ def calibrate(folder: Path, settings: Settings, limit: int | None = None) -> dic
     }
 
 
+@dataclass
+class QuestionUnits:
+    """One question of a near-miss set with its units' answerability features (gates open)."""
+
+    id: str
+    kind: str
+    half: str
+    language: str
+    rows: np.ndarray  # one row of FEATURES per unit (all parts of the question)
+    rule: np.ndarray  # the rule score of each unit
+    gold: np.ndarray  # unit contains a gold answer (answerable questions only)
+    gold_source: np.ndarray  # unit comes from the gold document
+
+
+def question_units(folder: Path, settings: Settings, limit: int | None = None) -> list[QuestionUnits]:
+    """Every question of the near-miss set built from ``folder``, searched as the pipeline does, with the
+    features of each sentence or table row of its sources."""
+    from eval.answers import contains_answer
+
+    built, items, pipeline = _near_miss_pipeline(folder, settings, limit)
+    found_units = []
+    for item in tqdm(items, desc=f"features {built.dataset.name}", unit="question"):
+        found = pipeline.search(item.question)
+        sources, _ = pipeline.sources(found, settings.top_k)
+        units = source_units(sources)
+        rows, rule, gold, gold_source = [np.zeros((0, len(FEATURES)))], [np.zeros(0)], [], []
+        for part in found.parts if units else []:
+            part_rule, part_rows = pipeline.unit_features(part, sources, found.language, units, len(found.parts))
+            rows.append(part_rows)
+            rule.append(part_rule)
+            gold += [item.answerable and bool(contains_answer(u.text, item.answers)) for u in units]
+            gold_source += [sources[u.source_index - 1].chunk.metadata.source == item.source for u in units]
+        found_units.append(QuestionUnits(item.id, item.category, built.halves[item.id], found.language,
+                                         np.vstack(rows), np.concatenate(rule), np.array(gold, dtype=bool),
+                                         np.array(gold_source, dtype=bool)))
+    return found_units
+
+
+def answerability_rates(questions: list[QuestionUnits], scores: list[np.ndarray], threshold: float
+                        ) -> dict[str, float]:
+    """Per kind: abstention on near misses and far-off questions, false abstention, and the share of
+    answerable questions whose best unit holds the answer / comes from the gold document while answered."""
+    best = [(q, int(s.argmax()) if len(s) else -1, float(s.max()) if len(s) else -np.inf)
+            for q, s in zip(questions, scores, strict=True)]
+    answerable = [(q, i, b) for q, i, b in best if q.kind == "answerable"]
+    found: dict[str, float] = {"questions": float(len(best))}
+    for kind in ("near-miss", "far-off"):
+        group = [b for q, _, b in best if q.kind == kind]
+        if group:
+            found[f"abstention_{kind.replace('-', '_')}"] = float(np.mean([b < threshold for b in group]))
+    if answerable:
+        found["false_abstention"] = float(np.mean([b < threshold for _, _, b in answerable]))
+        found["best_unit_holds_answer"] = float(np.mean([b >= threshold and q.gold[i] for q, i, b in answerable]))
+        found["best_unit_cites_gold_source"] = float(np.mean([b >= threshold and q.gold_source[i]
+                                                              for q, i, b in answerable]))
+    return found
+
+
+def _balanced(rates_: dict[str, float]) -> float:
+    parts = [1 - rates_["false_abstention"]] + [v for k, v in rates_.items() if k.startswith("abstention_")]
+    return float(np.mean(parts))
+
+
+def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit: int | None = None
+                      ) -> dict[str, object]:
+    """Fit the answerability model on the tune halves of the near-miss sets of ``folders`` (pooled), choose
+    its threshold there (best mean over languages of answered-when-answerable and abstained-on-each-kind),
+    write it to ``out`` with its rates on the report halves, and return them beside the rule score's."""
+    from rag.answerability import fit
+    from rag.embedder import dense_model_id
+
+    questions = [q for folder in folders for q in question_units(folder, settings, limit)]
+    tune = [q for q in questions if q.half == "tune"]
+    rows = np.vstack([q.rows for q in tune])
+    labels = np.concatenate([q.gold for q in tune]).astype(int)
+    model = fit(rows, labels, dense_model_id(settings.dense_model, settings.embedder_model),
+                fitted_on=", ".join(f"{f.name} tune half" for f in folders))
+    languages = sorted({q.language for q in questions})
+
+    def by_language(half: str, score) -> dict[str, tuple[list[QuestionUnits], list[np.ndarray]]]:
+        chosen = {lang: [q for q in questions if q.half == half and q.language == lang] for lang in languages}
+        return {lang: (qs, [score(q) for q in qs]) for lang, qs in chosen.items() if qs}
+
+    def probability(q: QuestionUnits) -> np.ndarray:
+        return model.probabilities(q.rows)
+
+    tuned = by_language("tune", probability)
+    candidates = np.unique(np.round(np.concatenate([s for _, ss in tuned.values() for s in ss]), 4))
+    threshold = max(candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
+                                                       for qs, ss in tuned.values()]))
+    report = by_language("report", probability)
+    rule = by_language("report", lambda q: q.rule)
+    rule_tuned = by_language("tune", lambda q: q.rule)
+    rule_candidates = np.unique(np.round(np.concatenate([s for _, ss in rule_tuned.values() for s in ss]), 3))
+    rule_threshold = max(rule_candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
+                                                                 for qs, ss in rule_tuned.values()]))
+
+    def auc(qs: list[QuestionUnits], ss: list[np.ndarray]) -> float:
+        labels_ = [q.kind == "answerable" for q in qs]
+        return float(roc_auc_score(labels_, [float(s.max()) if len(s) else -1.0 for s in ss]))
+
+    summary = {
+        "threshold": float(threshold),
+        "report_half": {lang: {"auc": auc(*report[lang]), **answerability_rates(*report[lang], threshold)}
+                        for lang in report},
+        "tune_half": {lang: answerability_rates(*tuned[lang], threshold) for lang in tuned},
+        "rule_score_report_half": {lang: {"auc": auc(*rule[lang]), "threshold": float(rule_threshold),
+                                          **answerability_rates(*rule[lang], rule_threshold)} for lang in rule},
+        "weights": dict(zip(model.features, model.weights, strict=True)),
+    }
+    final = replace(model, threshold=float(threshold),
+                    report={lang: {k: round(v, 4) for k, v in r.items()} for lang, r in summary["report_half"].items()})
+    final.save(out)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     ensure_offline()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", help="BEIR-layout folder")
+    parser.add_argument("dataset", nargs="+", help="BEIR-layout folder (several with --fit-answerability)")
     parser.add_argument("--limit", type=int, help="only the first N questions (sorted by id)")
-    parser.add_argument("--out", help="write the result (with every question's scores) as JSON here")
+    parser.add_argument("--out", help="write the result (with every question's scores) as JSON here; with "
+                                      "--fit-answerability the model file (default: the shipped one)")
     parser.add_argument("--near-miss", action="store_true",
                         help="near-miss construction (eval.nearmiss): tune on one half, report on the other")
+    parser.add_argument("--fit-answerability", action="store_true",
+                        help="fit the evidence gate's answerability model on the near-miss sets' tune halves")
     parser.add_argument("--max-false-abstention", type=float, default=0.10)
     args = parser.parse_args(argv)
+    if args.fit_answerability:
+        from rag.answerability import DEFAULT_PATH
+
+        result = fit_answerability([Path(d) for d in args.dataset], Settings(), Path(args.out or DEFAULT_PATH),
+                                   args.limit)
+        print(json.dumps(result, indent=2))
+        return 0
+    if len(args.dataset) > 1:
+        parser.error("one dataset at a time, except with --fit-answerability")
     if args.near_miss:
-        result = calibrate_near_miss(Path(args.dataset), Settings(), args.max_false_abstention, args.limit)
+        result = calibrate_near_miss(Path(args.dataset[0]), Settings(), args.max_false_abstention, args.limit)
     else:
-        result = calibrate(Path(args.dataset), Settings(), args.limit)
+        result = calibrate(Path(args.dataset[0]), Settings(), args.limit)
     print(json.dumps({k: v for k, v in result.items() if k != "scores"}, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")

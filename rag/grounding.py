@@ -51,6 +51,24 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class UnitScores:
+    """One question against each unit of its sources (arrays aligned with the units).
+
+    ``score``: the rule score (mean of ``semantic`` and ``lexical``, times the row and ``focus`` factors);
+    ``semantic``: the judge embedder's cosine; ``lexical``: idf-weighted share of the question's terms in the
+    unit; ``local_lexical``: the same share weighted by how few of these units hold each term; ``ordered``:
+    share of the question's terms in the unit in the question's order; ``focus``: the focus factor.
+    """
+
+    score: np.ndarray
+    semantic: np.ndarray
+    lexical: np.ndarray
+    local_lexical: np.ndarray
+    ordered: np.ndarray
+    focus: np.ndarray
+
+
+@dataclass(frozen=True)
 class SentenceSupport:
     """How well one answer sentence is backed by the sources.
 
@@ -224,32 +242,37 @@ class Grounder:
                                     float(ordered[best]), negation_ok, names_ok))
         return result
 
-    def extract(self, question: str, sources: list[ScoredChunk], language: str,
-                max_units: int = 2, units: list[Unit] | None = None) -> list[tuple[Unit, float]]:
-        """The source units that best answer the question, best first.
+    def unit_scores(self, question: str, sources: list[ScoredChunk], language: str,
+                    units: list[Unit]) -> UnitScores:
+        """Every unit scored for the question, the parts kept (``UnitScores``).
 
-        Score = mean of the cosine similarity to the question and the share of the question's
-        content terms the unit contains (the embedder alone confuses neighbouring table rows), times the
-        unit's focus factor (``rag.focus``): 0 for a unit that cannot hold what is asked (no number for
-        "¿cuántos…?", no amount in euros, no date, no e-mail address), a fraction for each qualifier of the
-        question ("primer", "2015") that neither the unit nor its source names; above 1 for a unit that holds a
-        specific answer and the question's rarest term. ``units``: the sources' units when the caller already
-        split them (``source_units``).
+        ``score`` = mean of the cosine similarity to the question and the share of the question's content
+        terms the unit contains (the embedder alone confuses neighbouring table rows), times the unit's focus
+        factor (``rag.focus``): 0 for a unit that cannot hold what is asked (no number for "¿cuántos…?", no
+        amount in euros, no date, no e-mail address), a fraction for each qualifier of the question ("primer",
+        "2015") that neither the unit nor its source names; above 1 for a unit that holds a specific answer and
+        the question's rarest term.
         """
-        units = source_units(sources) if units is None else units
-        if not units:
-            return []
         vectors = self.embedder.embed([question] + [u.text for u in units])
         semantic = vectors[1:] @ vectors[0]
         analyzer = Analyzer(language)
-        wanted = set(analyzer.terms(question))
+        question_terms = analyzer.terms(question)
+        wanted = set(question_terms)
         # idf weights, floored: in a small index every term is in half the chunks and BM25's idf is 0 for all
         weights = {t: max(w, 0.0) + IDF_FLOOR for t, w in
                    (self.idf(sorted(wanted)) if self.idf and wanted else {t: 1.0 for t in wanted}).items()}
         total = sum(weights.values())
-        unit_terms = [set(analyzer.terms(u.text)) for u in units]
+        unit_lists = [analyzer.terms(u.text) for u in units]
+        unit_terms = [set(terms) for terms in unit_lists]
         lexical = np.array([sum(weights[t] for t in wanted & terms) / total if total > 0 else 0.0
                             for terms in unit_terms])
+        # The same coverage weighted by how few of these units hold each term: the article's topic words are
+        # in every unit, what the question asks about is in few (a near miss lacks it everywhere).
+        local = {t: float(np.log((len(units) + 1) / (sum(t in terms for terms in unit_terms) + 0.5))) for t in wanted}
+        local_total = sum(local.values())
+        local_lexical = np.array([sum(local[t] for t in wanted & terms) / local_total if local_total > 0 else 0.0
+                                  for terms in unit_terms])
+        ordered = np.array([ordered_coverage(question_terms, terms) for terms in unit_lists])
         scores = (semantic + lexical) / 2
         # A table row answers for the entity it names: a row none of whose own cells holds a question term
         # (only its header matches) is worth half.
@@ -261,8 +284,18 @@ class Grounder:
         # (the warranty's duration, not any duration of the law).
         rarest = max(weights, key=lambda t: weights[t]) if weights else None
         factors = [focus.factor(u.text, _about(sources[u.source_index - 1])) for u in units]
-        factors = [f if f <= 1.0 or rarest in terms else 1.0 for f, terms in zip(factors, unit_terms, strict=True)]
-        scores = scores * np.array(factors)
+        factors = np.array([f if f <= 1.0 or rarest in terms else 1.0
+                            for f, terms in zip(factors, unit_terms, strict=True)])
+        return UnitScores(scores * factors, semantic, lexical, local_lexical, ordered, factors)
+
+    def extract(self, question: str, sources: list[ScoredChunk], language: str,
+                max_units: int = 2, units: list[Unit] | None = None) -> list[tuple[Unit, float]]:
+        """The source units that best answer the question by ``unit_scores``' rule score, best first.
+        ``units``: the sources' units when the caller already split them (``source_units``)."""
+        units = source_units(sources) if units is None else units
+        if not units:
+            return []
+        scores = self.unit_scores(question, sources, language, units).score
         order = np.argsort(-scores, kind="stable")[:max_units]
         return [(units[i], float(scores[i])) for i in order]
 

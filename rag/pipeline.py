@@ -10,10 +10,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import zip_longest
 
+import numpy as np
+
 from rag.analysis import detect_language
+from rag.answerability import DEFAULT_PATH as ANSWERABILITY_PATH
+from rag.answerability import AnswerabilityModel, unit_features
 from rag.compression import ContextCompressor, merge_windows
 from rag.documents import rank_documents
-from rag.embedder import CachedEmbedder, Embedder, SentenceTransformerEmbedder, dense_embedder, embed_queries
+from rag.embedder import (
+    CachedEmbedder,
+    Embedder,
+    SentenceTransformerEmbedder,
+    dense_embedder,
+    dense_model_id,
+    embed_queries,
+)
 from rag.errors import InvalidRequest
 from rag.expansion import QueryExpander, unproductive_expansions
 from rag.focus import FocusCheck
@@ -122,6 +133,11 @@ class QueryPipeline:
         self.dense = dense_embedder(settings.dense_model, embedder, settings.embed_batch_size)
         self.retriever = HybridRetriever.from_settings(index, self.dense, settings,
                                                        legacy_vector_model=getattr(embedder, "model_id", None))
+        # The evidence gate's answerability model reads the dense model's cosines of the sources' units.
+        self._dense_units = CachedEmbedder(self.dense)
+        self.answerability, self._answerability_note = _answerability_model(settings)
+        if self._answerability_note:
+            log.warning("%s", self._answerability_note)
         self.grounder = Grounder(self._query_embedder, idf=index.idf)
         self.expander = QueryExpander(generator)
         count, self._exact_tokens = token_counter(generator)
@@ -179,7 +195,7 @@ class QueryPipeline:
         self._warming = True
         try:
             self.embedder.embed(["warm up"])
-            if self.settings.retrieval_mode != "bm25":
+            if self.settings.retrieval_mode != "bm25" or self.answerability is not None:
                 embed_queries(self.dense, ["warm up"])
             if self.settings.rerank:
                 _ = self.reranker
@@ -306,22 +322,67 @@ class QueryPipeline:
         trace.details["generated"] = generated
         yield self._grounded(generated, gated.quotes, gated.sources, prompt_sources, language, mode, trace)
 
+    def sources(self, found: Search, top_k: int) -> tuple[list[ScoredChunk], list[str]]:
+        """The ``top_k`` distinct passages of a search (overlapping sentence windows merge, so candidates are
+        taken until ``top_k`` remain), each rescored with its relevance (the judge embedder's cosine to the
+        closest part of the question); and the windows merged."""
+        sources, merged = merge_windows(found.hits[:top_k * 3])
+        sources = sources[:top_k]
+        relevance = [max(scores) for scores in zip(*(self.grounder.relevance(p, sources) for p in found.parts),
+                                                   strict=True)] if sources else []
+        return [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)], merged
+
+    def unit_features(self, question: str, sources: list[ScoredChunk], language: str, units: list[Unit],
+                      part_of: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The rule scores of ``units`` for the question and their answerability features (``FEATURES``).
+        ``part_of``: how many parts the asked question has; the sources of a several-part question take turns
+        between its parts, so each part ranks them by its own relevance."""
+        scores = self.grounder.unit_scores(question, sources, language, units)
+        query = embed_queries(self.dense, [question])[0]
+        dense_cosine = self._dense_units.embed([u.text for u in units]) @ query
+        relevance = [s.score for s in sources]
+        ranks = None
+        if part_of > 1:
+            relevance = self.grounder.relevance(question, sources)
+            order = np.argsort(-np.array(relevance), kind="stable")
+            ranks = [0] * len(sources)
+            for rank, n in enumerate(order, start=1):
+                ranks[n] = rank
+        return scores.score, unit_features(scores, dense_cosine, relevance, units, language, ranks)
+
+    def evidence(self, question: str, sources: list[ScoredChunk], language: str, units: list[Unit],
+                 max_units: int = 3, part_of: int = 1) -> list[tuple[Unit, float]]:
+        """The units that best answer the question (or one part of it), best first, with the score the evidence
+        gate reads: the answerability model's probability, or the rule score (``evidence_gate=scores``, or no
+        usable model)."""
+        if not units:
+            return []
+        if self.answerability is None:
+            return self.grounder.extract(question, sources, language, max_units=max_units, units=units)
+        _, rows = self.unit_features(question, sources, language, units, part_of)
+        scores = self.answerability.probabilities(rows)
+        order = np.argsort(-scores, kind="stable")[:max_units]
+        return [(units[i], float(scores[i])) for i in order]
+
+    @property
+    def evidence_threshold(self) -> float:
+        if self.answerability is None:
+            return self.settings.min_evidence
+        if self.settings.min_answerability is not None:
+            return self.settings.min_answerability
+        return self.answerability.threshold
+
     def _gate(self, found: Search, top_k: int) -> Gated | Answer:
         """Sources for the answer and the quotes that answer each part, or an abstention: the index is empty,
         no source is relevant enough, or no sentence or table row is evidence enough (focus included)."""
         trace, language, parts = found.trace, found.language, found.parts
-        # Overlapping sentence windows merge, so take candidates until top_k distinct passages remain.
-        sources, merged = merge_windows(found.hits[:top_k * 3])
-        sources = sources[:top_k]
+        with _timed(trace, "relevance"):
+            sources, merged = self.sources(found, top_k)
         if merged:
             trace.details["merged_windows"] = merged
-        with _timed(trace, "relevance"):
-            relevance = [max(scores) for scores in zip(*(self.grounder.relevance(p, sources) for p in parts),
-                                                       strict=True)] if sources else []
-        sources = [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)]
         trace.details["sources"] = [{"chunk_id": h.chunk.id, "relevance": round(h.score, 4), "ranks": h.ranks,
                                      "context": h.chunk.context_text} for h in sources]
-        best = max(relevance, default=0.0)
+        best = max((h.score for h in sources), default=0.0)
         if not sources and self.index.count() == 0:
             return self._abstain(language, trace, "the index is empty: ingest documents first "
                                                   "(rag ingest FOLDER, or POST /v1/ingest/file)")
@@ -329,19 +390,23 @@ class QueryPipeline:
             return self._abstain(language, trace, f"best source relevance {best:.3f} below min_relevance "
                                                   f"{self.settings.min_relevance}")
         trace.details["focus"] = [FocusCheck.of(part, language).describe() for part in parts]
+        threshold = self.evidence_threshold
+        gate = "answerability model" if self.answerability is not None else "rule score"
+        trace.details["evidence_gate"] = {"by": gate, "threshold": round(threshold, 4)}
+        if self._answerability_note:
+            trace.notes.append(self._answerability_note)
         with _timed(trace, "evidence"):
             units = source_units(sources)  # split once, for every part of the question
-            per_part = [self.grounder.extract(part, sources, language, max_units=3, units=units) for part in parts]
+            per_part = [self.evidence(part, sources, language, units, part_of=len(parts)) for part in parts]
         trace.details["evidence"] = [{"text": u.text, "score": round(score, 4), "source": u.source_index}
                                      for found_units in per_part for u, score in found_units]
         best_evidence = max((f[0][1] for f in per_part if f), default=0.0)
-        min_evidence = self.settings.min_evidence
-        if best_evidence < min_evidence:
-            return self._abstain(language, trace, f"best evidence score {best_evidence:.3f} below min_evidence "
-                                                  f"{min_evidence}: the sources do not address the question")
+        if best_evidence < threshold:
+            return self._abstain(language, trace, f"best evidence score {best_evidence:.3f} ({gate}) below "
+                                                  f"{threshold:.3f}: the sources do not answer the question")
         quotes: list[tuple[Unit, float]] = []
         for f in per_part:
-            if f and f[0][1] >= min_evidence:
+            if f and f[0][1] >= threshold:
                 quotes.extend((u, score) for u, score in f[:2] if score >= QUOTE_RELATIVE_SCORE * f[0][1]
                               and u.text not in {q.text for q, _ in quotes})
         return Gated(sources, quotes)
@@ -423,6 +488,22 @@ class QueryPipeline:
         if reason:
             trace.details["abstain_reason"] = reason
         return Answer(abstention(language), True, [], trace)
+
+
+def _answerability_model(settings: Settings) -> tuple[AnswerabilityModel | None, str | None]:
+    """The evidence gate's model, or None (rule score) with the reason when it was asked for and is unusable."""
+    if settings.evidence_gate != "model":
+        return None, None
+    path = settings.answerability_model or ANSWERABILITY_PATH
+    try:
+        model = AnswerabilityModel.load(path)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return None, f"answerability model {path} unusable ({exc}); the evidence gate uses the rule score"
+    dense = dense_model_id(settings.dense_model, settings.embedder_model)
+    if not model.usable_with(dense):
+        return None, (f"answerability model {path} was fit on the dense model {model.dense_model!r}, not "
+                      f"{dense!r}; the evidence gate uses the rule score (min_evidence)")
+    return model, None
 
 
 def _note_ocr(citations: list[Citation], trace: Trace) -> None:

@@ -1,0 +1,73 @@
+"""The evidence gate's answerability model (rag/answerability.py): fit, saved, loaded, and used by the pipeline
+with the real embedders over data/; the rule score when the model does not fit the dense model."""
+
+import numpy as np
+import pytest
+
+from rag.answerability import DEFAULT_PATH, FEATURES, AnswerabilityModel, fit
+from rag.embedder import dense_model_id
+from rag.index import DocumentIndex
+from rag.pipeline import QueryPipeline
+from rag.settings import Settings
+from tests.conftest import ScriptedGenerator
+
+
+def test_fit_weighs_the_feature_that_separates_and_survives_a_round_trip(tmp_path):
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(400, len(FEATURES)))
+    labels = (rows[:, FEATURES.index("dense_cosine")] + 0.3 * rng.normal(size=400) > 0.8).astype(int)
+    model = fit(rows, labels, "some-dense-model", fitted_on="synthetic")
+    weights = dict(zip(FEATURES, model.weights, strict=True))
+    assert weights["dense_cosine"] > 1.0
+    assert all(abs(w) < weights["dense_cosine"] / 3 for name, w in weights.items() if name != "dense_cosine")
+    probabilities = model.probabilities(rows)
+    assert probabilities.shape == (400,) and ((probabilities > 0.5) == labels).mean() > 0.9
+    model.save(tmp_path / "m.json")
+    again = AnswerabilityModel.load(tmp_path / "m.json")
+    assert again == model and np.allclose(again.probabilities(rows), probabilities)
+    assert again.usable_with("some-dense-model") and not again.usable_with("another-model")
+
+
+def test_the_shipped_model_fits_the_default_dense_model_and_says_how_it_was_measured():
+    model = AnswerabilityModel.load(DEFAULT_PATH)
+    settings = Settings()
+    assert model.usable_with(dense_model_id(settings.dense_model, settings.embedder_model))
+    assert 0.0 < model.threshold < 1.0 and "tune half" in model.fitted_on
+    assert model.report and {"es", "en"} <= set(model.report)
+    assert all(0.5 < r["auc"] <= 1.0 for r in model.report.values())
+
+
+@pytest.mark.slow
+def test_the_pipeline_gates_on_the_model_answers_and_abstains_on_a_near_miss(demo_settings, embedder):
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder, ScriptedGenerator())
+    assert pipeline.answerability is not None
+    answer = pipeline.answer("¿Cuántos días por semana se puede teletrabajar?")
+    assert not answer.abstained and "tres días" in answer.text
+    gate = answer.trace.details["evidence_gate"]
+    assert gate["by"] == "answerability model" and gate["threshold"] == pytest.approx(pipeline.evidence_threshold)
+    evidence = answer.trace.details["evidence"]
+    assert evidence and all(0.0 <= e["score"] <= 1.0 for e in evidence) and evidence[0]["score"] >= gate["threshold"]
+    # On the documents' topics, but what is asked (a price, a head count) is not stated anywhere (data/qa.jsonl).
+    for question in ("¿Cuál es el precio de venta al público del paracetamol?",
+                     "How many employees does the thermostat manufacturer have?"):
+        near_miss = pipeline.answer(question)
+        assert near_miss.abstained and "answerability model" in near_miss.trace.details["abstain_reason"]
+    # A threshold set by the user wins over the model's own.
+    strict = QueryPipeline(demo_settings.with_overrides(min_answerability=0.999), pipeline.index, embedder,
+                           ScriptedGenerator())
+    assert strict.answer("¿Cuántos días por semana se puede teletrabajar?").abstained
+
+
+@pytest.mark.slow
+def test_without_a_fitting_model_the_rule_score_gates_and_the_trace_says_why(demo_settings, embedder, tmp_path):
+    other = AnswerabilityModel.load(DEFAULT_PATH)
+    path = tmp_path / "other.json"
+    AnswerabilityModel(**{**other.__dict__, "dense_model": "another-dense-model"}).save(path)
+    settings = demo_settings.with_overrides(answerability_model=path)
+    pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, ScriptedGenerator())
+    assert pipeline.answerability is None and pipeline.evidence_threshold == settings.min_evidence
+    answer = pipeline.answer("¿Cuántos días por semana se puede teletrabajar?")
+    assert answer.trace.details["evidence_gate"]["by"] == "rule score"
+    assert any("another-dense-model" in note for note in answer.trace.notes)
+    scores = demo_settings.with_overrides(evidence_gate="scores")
+    assert QueryPipeline(scores, pipeline.index, embedder, ScriptedGenerator()).answerability is None
