@@ -181,8 +181,8 @@ class QuestionUnits:
     kind: str
     half: str
     language: str
-    rows: np.ndarray  # one row of FEATURES per unit (all parts of the question)
-    rule: np.ndarray  # the rule score of each unit
+    rows: np.ndarray  # one row of FEATURES per shortlisted unit (all parts of the question)
+    rule: np.ndarray  # the rule score of each of those units
     gold: np.ndarray  # unit contains a gold answer (answerable questions only)
     gold_source: np.ndarray  # unit comes from the gold document
 
@@ -200,11 +200,13 @@ def question_units(folder: Path, settings: Settings, limit: int | None = None) -
         units = source_units(sources)
         rows, rule, gold, gold_source = [np.zeros((0, len(FEATURES)))], [np.zeros(0)], [], []
         for part in found.parts if units else []:
-            part_rule, part_rows = pipeline.unit_features(part, sources, found.language, units, len(found.parts))
+            part_rule, keep, part_rows = pipeline.unit_features(part, sources, found.language, units,
+                                                                len(found.parts))
+            shortlisted = [units[i] for i in keep]
             rows.append(part_rows)
-            rule.append(part_rule)
-            gold += [item.answerable and bool(contains_answer(u.text, item.answers)) for u in units]
-            gold_source += [sources[u.source_index - 1].chunk.metadata.source == item.source for u in units]
+            rule.append(part_rule[keep])
+            gold += [item.answerable and bool(contains_answer(u.text, item.answers)) for u in shortlisted]
+            gold_source += [sources[u.source_index - 1].chunk.metadata.source == item.source for u in shortlisted]
         found_units.append(QuestionUnits(item.id, item.category, built.halves[item.id], found.language,
                                          np.vstack(rows), np.concatenate(rule), np.array(gold, dtype=bool),
                                          np.array(gold_source, dtype=bool)))
@@ -232,6 +234,7 @@ def answerability_rates(questions: list[QuestionUnits], scores: list[np.ndarray]
 
 
 def _balanced(rates_: dict[str, float]) -> float:
+    """Mean of answered-when-answerable and abstained-on-each-kind (near-miss, far-off), as ``best_pair``."""
     parts = [1 - rates_["false_abstention"]] + [v for k, v in rates_.items() if k.startswith("abstention_")]
     return float(np.mean(parts))
 

@@ -5,9 +5,10 @@ The rule score of ``Grounder.unit_scores`` (cosine + term coverage, times focus)
 on XQuAD-es near misses is about 0.91. Several weak signals together do better: the multilingual dense
 model's cosine (the judge embedder is English-only), the question's terms weighted by how few of the
 retrieved units hold them (the topic words are everywhere, what is asked is not), the unit's source rank.
-Each unit of the top sources gets the features below; the model gives each a probability of holding the
-answer; the best unit's probability is the question's answerability, and the evidence gate abstains below
-the model's threshold.
+The 16 best sentences of the top sources by the rule score get the features below; the model gives each a
+probability of holding the answer (times the unit's focus factor when below 1: ``rag.focus`` stays a hard
+check); the best one's probability is the question's answerability, and the evidence gate abstains below the
+model's threshold. Table rows keep the rule score (no table question was in the fit).
 
 The weights are fit on the ``tune`` halves of the XQuAD near-miss sets (``eval.nearmiss``) with
 ``python -m eval.calibrate --fit-answerability ../shared/eval/xquad_es ../shared/eval/xquad_en``, which
@@ -65,10 +66,13 @@ class AnswerabilityModel:
     report: dict | None = None  # rates on the held-out halves at the threshold, as fit
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """Each unit's probability of holding the answer, times its focus factor where that is below 1: what
+        the question asks for (an amount, a date, a count of the asked noun, "primer", "2015") must be in the
+        unit, a condition XQuAD's questions rarely test and so the fit would not learn."""
         if rows.shape[0] == 0:
             return np.zeros(0)
         z = (rows - np.array(self.mean)) / np.array(self.scale) @ np.array(self.weights) + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
+        return np.minimum(rows[:, self.features.index("focus")], 1.0) / (1.0 + np.exp(-z))
 
     def usable_with(self, dense_model: str) -> bool:
         return self.features == FEATURES and self.dense_model == dense_model

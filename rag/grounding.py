@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -49,6 +49,11 @@ class Unit:
     source_index: int  # 1-based, as numbered in the prompt
     text: str
 
+    @property
+    def is_table_row(self) -> bool:
+        """A table row quoted with its header (``source_units``)."""
+        return "\n|" in self.text
+
 
 @dataclass(frozen=True)
 class UnitScores:
@@ -66,6 +71,10 @@ class UnitScores:
     local_lexical: np.ndarray
     ordered: np.ndarray
     focus: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> UnitScores:
+        """The scores of the units at positions ``keep``, in that order."""
+        return UnitScores(*(getattr(self, f.name)[keep] for f in fields(self)))
 
 
 @dataclass(frozen=True)
@@ -276,7 +285,7 @@ class Grounder:
         scores = (semantic + lexical) / 2
         # A table row answers for the entity it names: a row none of whose own cells holds a question term
         # (only its header matches) is worth half.
-        rows = [u.text.rsplit("\n", 1)[1] if "\n|" in u.text else None for u in units]
+        rows = [u.text.rsplit("\n", 1)[1] if u.is_table_row else None for u in units]
         scores = scores * np.array([1.0 if row is None or wanted & set(analyzer.terms(row)) else ROW_WITHOUT_ENTITY
                                     for row in rows])
         focus = FocusCheck.of(question, language)

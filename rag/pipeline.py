@@ -54,6 +54,9 @@ MIN_SEMANTIC_SUPPORT = 0.45
 # ... and at least this share of its content terms occur in one source sentence in the same order (word salad
 # made of a source's words fails it), with the same names and negation as that sentence.
 MIN_ORDERED_SUPPORT = 0.5
+# The answerability model re-scores this many of the rule score's best units (the dense model embeds each once;
+# on XQuAD the unit holding the answer is outside the rule score's best 16 for 4 of 436 answerable questions).
+MODEL_SHORTLIST = 16
 # Extractive answers also quote the runner-up unit when it scores this share of the best one.
 QUOTE_RELATIVE_SCORE = 0.95
 
@@ -333,13 +336,17 @@ class QueryPipeline:
         return [hit.rescored(score) for hit, score in zip(sources, relevance, strict=True)], merged
 
     def unit_features(self, question: str, sources: list[ScoredChunk], language: str, units: list[Unit],
-                      part_of: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """The rule scores of ``units`` for the question and their answerability features (``FEATURES``).
-        ``part_of``: how many parts the asked question has; the sources of a several-part question take turns
-        between its parts, so each part ranks them by its own relevance."""
+                      part_of: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rule scores of ``units`` for the question, the positions of the ``MODEL_SHORTLIST`` best of them
+        by that score, and their answerability features (``FEATURES``, one row per shortlisted unit; the dense
+        model embeds only those). ``part_of``: how many parts the asked question has; the sources of a
+        several-part question take turns between its parts, so each part ranks them by its own relevance."""
         scores = self.grounder.unit_scores(question, sources, language, units)
+        sentences = np.array([not u.is_table_row for u in units], dtype=bool)
+        keep = np.array([i for i in np.argsort(-scores.score, kind="stable") if sentences[i]][:MODEL_SHORTLIST],
+                        dtype=int)
         query = embed_queries(self.dense, [question])[0]
-        dense_cosine = self._dense_units.embed([u.text for u in units]) @ query
+        dense_cosine = self._dense_units.embed([units[i].text for i in keep]) @ query
         relevance = [s.score for s in sources]
         ranks = None
         if part_of > 1:
@@ -348,21 +355,27 @@ class QueryPipeline:
             ranks = [0] * len(sources)
             for rank, n in enumerate(order, start=1):
                 ranks[n] = rank
-        return scores.score, unit_features(scores, dense_cosine, relevance, units, language, ranks)
+        rows = unit_features(scores.subset(keep), dense_cosine, relevance, [units[i] for i in keep], language, ranks)
+        return scores.score, keep, rows
 
     def evidence(self, question: str, sources: list[ScoredChunk], language: str, units: list[Unit],
                  max_units: int = 3, part_of: int = 1) -> list[tuple[Unit, float]]:
         """The units that best answer the question (or one part of it), best first, with the score the evidence
-        gate reads: the answerability model's probability, or the rule score (``evidence_gate=scores``, or no
-        usable model)."""
+        gate reads: the answerability model's probability for the rule score's best sentences and the rule score
+        (on the model's scale) for table rows; or the rule score alone (``evidence_gate=scores``, or no usable
+        model)."""
         if not units:
             return []
         if self.answerability is None:
             return self.grounder.extract(question, sources, language, max_units=max_units, units=units)
-        _, rows = self.unit_features(question, sources, language, units, part_of)
-        scores = self.answerability.probabilities(rows)
-        order = np.argsort(-scores, kind="stable")[:max_units]
-        return [(units[i], float(scores[i])) for i in order]
+        rule, keep, rows = self.unit_features(question, sources, language, units, part_of)
+        scored = list(zip(keep.tolist(), self.answerability.probabilities(rows).tolist(), strict=True))
+        # Table rows keep the rule score (the model never saw one), put on the model's scale so that a row
+        # passes the gate exactly when its rule score reaches min_evidence.
+        scale = self.evidence_threshold / self.settings.min_evidence if self.settings.min_evidence > 0 else 1.0
+        scored += [(i, min(1.0, max(0.0, float(rule[i]) * scale))) for i, u in enumerate(units) if u.is_table_row]
+        scored.sort(key=lambda pair: -pair[1])
+        return [(units[i], score) for i, score in scored[:max_units]]
 
     @property
     def evidence_threshold(self) -> float:

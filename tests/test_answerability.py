@@ -15,6 +15,7 @@ from tests.conftest import ScriptedGenerator
 def test_fit_weighs_the_feature_that_separates_and_survives_a_round_trip(tmp_path):
     rng = np.random.default_rng(7)
     rows = rng.normal(size=(400, len(FEATURES)))
+    rows[:, FEATURES.index("focus")] = 1.0
     labels = (rows[:, FEATURES.index("dense_cosine")] + 0.3 * rng.normal(size=400) > 0.8).astype(int)
     model = fit(rows, labels, "some-dense-model", fitted_on="synthetic")
     weights = dict(zip(FEATURES, model.weights, strict=True))
@@ -22,6 +23,12 @@ def test_fit_weighs_the_feature_that_separates_and_survives_a_round_trip(tmp_pat
     assert all(abs(w) < weights["dense_cosine"] / 3 for name, w in weights.items() if name != "dense_cosine")
     probabilities = model.probabilities(rows)
     assert probabilities.shape == (400,) and ((probabilities > 0.5) == labels).mean() > 0.9
+    # The focus check stays hard: a unit that cannot hold what is asked (factor 0) gets 0, a partial one less.
+    unfocused = rows.copy()
+    unfocused[:, FEATURES.index("focus")] = 0.0
+    assert not model.probabilities(unfocused).any()
+    unfocused[:, FEATURES.index("focus")] = 0.5
+    assert np.allclose(model.probabilities(unfocused), probabilities / 2)
     model.save(tmp_path / "m.json")
     again = AnswerabilityModel.load(tmp_path / "m.json")
     assert again == model and np.allclose(again.probabilities(rows), probabilities)
