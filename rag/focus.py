@@ -90,6 +90,7 @@ FOCUS_FOUND = 1.3
 _SPECIFIC = frozenset({"email", "url", "amount", "duration", "distance", "temperature"})
 _TEMPERATURE = re.compile(r"\d\s*(?:°|º|ºC|°C|grados|degrees|\bC\b|\bF\b)", re.IGNORECASE)
 MISSING_QUALIFIER = 0.5
+_YEAR_RANGE = re.compile(r"\b(1\d|20)(\d\d)\s*[-–—/]\s*(\d\d)\b")
 
 
 def _number_near(stem_hits: list[int], tokens: list[str], window: int = 4) -> bool:
@@ -163,6 +164,8 @@ class FocusCheck:
         if not self.qualifiers:
             return []
         text = f"{text} {context}"
+        # "1620-21" names 1621 too (and "1654-57" 1657): the end of a year range written short
+        text += "".join(f" {m.group(1)}{m.group(3)}" for m in _YEAR_RANGE.finditer(text))
         folded = fold_accents(text.lower())
         # canonical terms: a number the question writes in digits counts when the source writes it in words
         stems = set(Analyzer(self.language, canonical=True).terms(text))

@@ -36,6 +36,10 @@ def _hit(source: str, text: str, section: str | None = None) -> ScoredChunk:
     ("¿Cuántos diputados tiene el Congreso?", "El Congreso se compone de un mínimo de 300 y un máximo de 400 "
                                               "Diputados.", True),
     ("How far is Jacksonville from Miami?", "Jacksonville is the largest city in Florida.", False),
+    # A year range written short names its last year too; another range does not.
+    ("¿Cuántas personas fallecieron en Argel entre 1620 y 1621?",
+     "Argel perdió de 30 000 a 50 000 personas en 1620-21, y de nuevo en 1654-57.", True),
+    ("¿Cuántas personas fallecieron en Argel en 1621?", "Argel perdió 30 000 personas en 1654-57.", False),
 ])
 def test_the_focus_of_a_question_must_be_in_the_evidence(question, evidence, holds):
     language = "en" if question.startswith("How") else "es"
