@@ -89,7 +89,7 @@ class AnswerabilityModel:
 def fit(rows: np.ndarray, labels: np.ndarray, dense_model: str, fitted_on: str = "",
         regularisation: float = 1.0) -> AnswerabilityModel:
     """Logistic regression on standardised features (scikit-learn's L2-regularised solver); threshold 0.5
-    until ``with_threshold``."""
+    until the caller chooses one (``dataclasses.replace``)."""
     from sklearn.linear_model import LogisticRegression
 
     mean = rows.mean(axis=0)

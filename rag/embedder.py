@@ -56,27 +56,35 @@ class CachedEmbedder:
     def __init__(self, embedder: Embedder, size: int = 8192) -> None:
         self.inner = embedder
         self.size = size
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # (kind, text)
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        return self._cached(texts, "passage", self.inner.embed)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Query vectors (``embed_queries`` of the wrapped model), remembered apart from passages: the search
+        embeds the question and the evidence gate reads the same vector."""
+        return self._cached(texts, "query", lambda missing: embed_queries(self.inner, missing))
+
+    def _cached(self, texts: list[str], kind: str, compute) -> np.ndarray:
         if not texts:
-            return self.inner.embed([])
+            return compute([])
         found: dict[str, np.ndarray] = {}
         with self._lock:
             for text in texts:
-                if text in self._vectors:
-                    self._vectors.move_to_end(text)
-                    found[text] = self._vectors[text]
+                if (kind, text) in self._vectors:
+                    self._vectors.move_to_end((kind, text))
+                    found[text] = self._vectors[(kind, text)]
         missing = [text for text in dict.fromkeys(texts) if text not in found]
         if missing:
-            fresh = self.inner.embed(missing)
+            fresh = compute(missing)
             found.update(zip(missing, fresh))
             with self._lock:
-                self._vectors.update(zip(missing, fresh))
+                self._vectors.update(((kind, text), vector) for text, vector in zip(missing, fresh))
                 while len(self._vectors) > self.size:
                     self._vectors.popitem(last=False)
         return np.stack([found[text] for text in texts])

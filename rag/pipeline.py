@@ -134,10 +134,11 @@ class QueryPipeline:
         # The dense index's model (multilingual E5 by default) embeds the queries; the judge embedder above
         # scores evidence, grounding and compression, where its calibration holds.
         self.dense = dense_embedder(settings.dense_model, embedder, settings.embed_batch_size)
-        self.retriever = HybridRetriever.from_settings(index, self.dense, settings,
+        # The search and the evidence gate's answerability model share the dense model's vectors: the question's
+        # (embedded once) and the sources' sentences.
+        self._dense_cached = CachedEmbedder(self.dense)
+        self.retriever = HybridRetriever.from_settings(index, self._dense_cached, settings,
                                                        legacy_vector_model=getattr(embedder, "model_id", None))
-        # The evidence gate's answerability model reads the dense model's cosines of the sources' units.
-        self._dense_units = CachedEmbedder(self.dense)
         self.answerability, self._answerability_note = _answerability_model(settings)
         if self._answerability_note:
             log.warning("%s", self._answerability_note)
@@ -342,19 +343,15 @@ class QueryPipeline:
         model embeds only those). ``part_of``: how many parts the asked question has; the sources of a
         several-part question take turns between its parts, so each part ranks them by its own relevance."""
         scores = self.grounder.unit_scores(question, sources, language, units)
-        sentences = np.array([not u.is_table_row for u in units], dtype=bool)
-        keep = np.array([i for i in np.argsort(-scores.score, kind="stable") if sentences[i]][:MODEL_SHORTLIST],
-                        dtype=int)
-        query = embed_queries(self.dense, [question])[0]
-        dense_cosine = self._dense_units.embed([units[i].text for i in keep]) @ query
+        keep = np.array([i for i in np.argsort(-scores.score, kind="stable") if not units[i].is_table_row]
+                        [:MODEL_SHORTLIST], dtype=int)
+        query = self._dense_cached.embed_queries([question])[0]
+        dense_cosine = self._dense_cached.embed([units[i].text for i in keep]) @ query
         relevance = [s.score for s in sources]
         ranks = None
         if part_of > 1:
             relevance = self.grounder.relevance(question, sources)
-            order = np.argsort(-np.array(relevance), kind="stable")
-            ranks = [0] * len(sources)
-            for rank, n in enumerate(order, start=1):
-                ranks[n] = rank
+            ranks = (np.argsort(np.argsort(-np.array(relevance), kind="stable")) + 1).tolist()
         rows = unit_features(scores.subset(keep), dense_cosine, relevance, [units[i] for i in keep], language, ranks)
         return scores.score, keep, rows
 
