@@ -2,7 +2,7 @@
 
     python -m eval.calibrate ../shared/eval/xquad_es [--limit N] [--out calibration.json]
     python -m eval.calibrate ../shared/eval/xquad_es --near-miss   # tune on near misses, report on the other half
-    python -m eval.calibrate --fit-answerability ../shared/eval/xquad_es ../shared/eval/xquad_en
+    python -m eval.calibrate --fit-answerability ../shared/eval/xquad_es ../shared/eval/xquad_en --cross-lingual
 
 Answerable and unanswerable questions come from the same set: the corpus is split by group (XQuAD
 article: the id before its last "_"; else the document itself), every other group is indexed, and a
@@ -21,6 +21,9 @@ can) and the rates are reported on the ``report`` half, which the choice never s
 ``tune`` halves (every sentence or table row of each question's sources, positive when it holds the gold
 answer), chooses its threshold there, and writes ``rag/answerability.json`` (or ``--out``) with its rates
 on the ``report`` halves; the rule score's best threshold on the same halves is printed beside them.
+With ``--cross-lingual`` (parallel sets such as XQuAD es/en) each set's documents are also asked with the
+other set's questions ("en>es": English questions over Spanish documents); those rows train the weights
+(``cross_lingual`` features) and are reported, while the threshold is chosen on the same-language sets.
 """
 
 from __future__ import annotations
@@ -106,12 +109,13 @@ def open_gate_scores(pipeline: QueryPipeline, questions: list[str]) -> tuple[np.
     return np.array(relevance), np.array(evidence)
 
 
-def _near_miss_pipeline(folder: Path, settings: Settings, limit: int | None, **overrides: object):
-    """The near-miss set built from ``folder`` (its first ``limit`` questions), indexed, and a pipeline over it
-    with the rule-score gate and ``overrides``."""
+def _near_miss_pipeline(folder: Path, settings: Settings, limit: int | None, questions_from: Path | None = None,
+                        **overrides: object):
+    """The near-miss set built from ``folder`` (its first ``limit`` questions; ``questions_from``: a parallel
+    set's questions instead), indexed, and a pipeline over it with the rule-score gate and ``overrides``."""
     from eval import nearmiss
 
-    built = nearmiss.load(folder)
+    built = nearmiss.load(folder, questions_from)
     items = built.items[:limit] if limit else built.items
     settings = settings.with_overrides(index_dir=Path(settings.index_dir) / "eval-cache" /
                                        f"{built.dataset.name}-{built.dataset.corpus_hash}-{settings.chunker}")
@@ -180,19 +184,22 @@ class QuestionUnits:
     id: str
     kind: str
     half: str
-    language: str
+    language: str  # the question's
+    group: str  # the set it belongs to: the question language, or "en>es" for questions over other-language documents
     rows: np.ndarray  # one row of FEATURES per shortlisted unit (all parts of the question)
     rule: np.ndarray  # the rule score of each of those units
     gold: np.ndarray  # unit contains a gold answer (answerable questions only)
     gold_source: np.ndarray  # unit comes from the gold document
 
 
-def question_units(folder: Path, settings: Settings, limit: int | None = None) -> list[QuestionUnits]:
-    """Every question of the near-miss set built from ``folder``, searched as the pipeline does, with the
-    features of each sentence or table row of its sources."""
+def question_units(folder: Path, settings: Settings, limit: int | None = None, questions_from: Path | None = None
+                   ) -> list[QuestionUnits]:
+    """Every question of the near-miss set built from ``folder`` (with ``questions_from``: a parallel set's
+    questions over ``folder``'s documents), searched as the pipeline does, with the features of each sentence
+    or table row of its sources."""
     from eval.answers import contains_answer
 
-    built, items, pipeline = _near_miss_pipeline(folder, settings, limit)
+    built, items, pipeline = _near_miss_pipeline(folder, settings, limit, questions_from)
     found_units = []
     for item in tqdm(items, desc=f"features {built.dataset.name}", unit="question"):
         found = pipeline.search(item.question)
@@ -207,7 +214,10 @@ def question_units(folder: Path, settings: Settings, limit: int | None = None) -
             rule.append(part_rule[keep])
             gold += [item.answerable and bool(contains_answer(u.text, item.answers)) for u in shortlisted]
             gold_source += [sources[u.source_index - 1].chunk.metadata.source == item.source for u in shortlisted]
-        found_units.append(QuestionUnits(item.id, item.category, built.halves[item.id], found.language,
+        documents = next((h.chunk.metadata.language for h in found.hits if h.chunk.metadata.language), None)
+        group = found.language if documents in (None, found.language) or questions_from is None \
+            else f"{found.language}>{documents}"
+        found_units.append(QuestionUnits(item.id, item.category, built.halves[item.id], found.language, group,
                                          np.vstack(rows), np.concatenate(rule), np.array(gold, dtype=bool),
                                          np.array(gold_source, dtype=bool)))
     return found_units
@@ -239,36 +249,58 @@ def _balanced(rates_: dict[str, float]) -> float:
     return float(np.mean(parts))
 
 
-def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit: int | None = None
-                      ) -> dict[str, object]:
-    """Fit the answerability model on the tune halves of the near-miss sets of ``folders`` (pooled), choose
-    its threshold there (best mean over languages of answered-when-answerable and abstained-on-each-kind),
-    write it to ``out`` with its rates on the report halves, and return them beside the rule score's."""
+def all_question_units(folders: list[Path], settings: Settings, limit: int | None = None,
+                       cross_lingual: bool = False, cache: Path | None = None) -> list[QuestionUnits]:
+    """``question_units`` of every folder's near-miss set, and with ``cross_lingual`` of every other folder's
+    questions over each folder's documents (parallel sets: XQuAD-en questions over XQuAD-es documents and the
+    other way). ``cache``: a pickle of the result, reused when it exists (delete it when the code changes)."""
+    import pickle
+
+    if cache and cache.exists():  # plain dicts: the class lives in __main__ when this runs as a command
+        return [QuestionUnits(**fields) for fields in pickle.loads(cache.read_bytes())]
+    pairs = [(folder, None) for folder in folders]
+    if cross_lingual:
+        pairs += [(docs, asked) for docs in folders for asked in folders if asked != docs]
+    questions = [q for docs, asked in pairs for q in question_units(docs, settings, limit, asked)]
+    if cache:
+        cache.write_bytes(pickle.dumps([vars(q) for q in questions]))
+    return questions
+
+
+def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit: int | None = None,
+                      cross_lingual: bool = False, cache: Path | None = None) -> dict[str, object]:
+    """Fit the answerability model on the tune halves of the near-miss sets of ``folders`` (pooled; with
+    ``cross_lingual`` also each folder's documents asked in the other folders' language), choose its threshold
+    there (best mean over the same-language sets of answered-when-answerable and abstained-on-each-kind: the
+    cross-lingual sets train the weights and are reported), write it to ``out`` with its rates on the report
+    halves, and return them beside the rule score's."""
     from rag.answerability import fit
     from rag.embedder import dense_model_id
 
-    questions = [q for folder in folders for q in question_units(folder, settings, limit)]
+    questions = all_question_units(folders, settings, limit, cross_lingual, cache)
     tune = [q for q in questions if q.half == "tune"]
     rows = np.vstack([q.rows for q in tune])
     labels = np.concatenate([q.gold for q in tune]).astype(int)
     model = fit(rows, labels, dense_model_id(settings.dense_model, settings.embedder_model),
-                fitted_on=", ".join(f"{f.name} tune half" for f in folders))
-    languages = sorted({q.language for q in questions})
+                fitted_on=", ".join(f"{f.name} tune half" for f in folders) +
+                (" (and each asked in the other's language)" if cross_lingual else ""))
+    groups = sorted({q.group for q in questions})
 
-    def by_language(half: str, score) -> dict[str, tuple[list[QuestionUnits], list[np.ndarray]]]:
-        chosen = {lang: [q for q in questions if q.half == half and q.language == lang] for lang in languages}
-        return {lang: (qs, [score(q) for q in qs]) for lang, qs in chosen.items() if qs}
+    def by_language(half: str, score, crossed: bool = True) -> dict[str, tuple[list[QuestionUnits], list[np.ndarray]]]:
+        chosen = {g: [q for q in questions if q.half == half and q.group == g] for g in groups
+                  if crossed or ">" not in g}
+        return {g: (qs, [score(q) for q in qs]) for g, qs in chosen.items() if qs}
 
     def probability(q: QuestionUnits) -> np.ndarray:
         return model.probabilities(q.rows)
 
-    tuned = by_language("tune", probability)
+    tuned = by_language("tune", probability, crossed=False)
     candidates = np.unique(np.round(np.concatenate([s for _, ss in tuned.values() for s in ss]), 4))
     threshold = max(candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
                                                        for qs, ss in tuned.values()]))
     report = by_language("report", probability)
     rule = by_language("report", lambda q: q.rule)
-    rule_tuned = by_language("tune", lambda q: q.rule)
+    rule_tuned = by_language("tune", lambda q: q.rule, crossed=False)
     rule_candidates = np.unique(np.round(np.concatenate([s for _, ss in rule_tuned.values() for s in ss]), 3))
     rule_threshold = max(rule_candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
                                                                  for qs, ss in rule_tuned.values()]))
@@ -281,7 +313,8 @@ def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit:
         "threshold": float(threshold),
         "report_half": {lang: {"auc": auc(*report[lang]), **answerability_rates(*report[lang], threshold)}
                         for lang in report},
-        "tune_half": {lang: answerability_rates(*tuned[lang], threshold) for lang in tuned},
+        "tune_half": {g: answerability_rates(qs, ss, threshold)
+                      for g, (qs, ss) in by_language("tune", probability).items()},
         "rule_score_report_half": {lang: {"auc": auc(*rule[lang]), "threshold": float(rule_threshold),
                                           **answerability_rates(*rule[lang], rule_threshold)} for lang in rule},
         "weights": dict(zip(model.features, model.weights, strict=True)),
@@ -303,13 +336,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="near-miss construction (eval.nearmiss): tune on one half, report on the other")
     parser.add_argument("--fit-answerability", action="store_true",
                         help="fit the evidence gate's answerability model on the near-miss sets' tune halves")
+    parser.add_argument("--cross-lingual", action="store_true",
+                        help="with --fit-answerability: also fit on each set's documents asked with the other "
+                             "(parallel) set's questions, e.g. English questions over Spanish documents")
+    parser.add_argument("--features-cache", metavar="FILE",
+                        help="with --fit-answerability: keep the computed features in FILE and reuse them when it "
+                             "exists (delete it when the code or the settings change)")
     parser.add_argument("--max-false-abstention", type=float, default=0.10)
     args = parser.parse_args(argv)
     if args.fit_answerability:
         from rag.answerability import DEFAULT_PATH
 
+        cache = Path(args.features_cache) if args.features_cache else None
         result = fit_answerability([Path(d) for d in args.dataset], Settings(), Path(args.out or DEFAULT_PATH),
-                                   args.limit)
+                                   args.limit, args.cross_lingual, cache)
         print(json.dumps(result, indent=2))
         return 0
     if len(args.dataset) > 1:

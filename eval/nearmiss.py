@@ -1,6 +1,7 @@
 """Near-miss unanswerable questions from an extractive QA set (XQuAD), and answers scored per kind.
 
     python -m eval.nearmiss ../shared/eval/xquad_es [--half tune|report|all] [--answer-mode MODE] [--out F]
+    python -m eval.nearmiss ../shared/eval/xquad_es --questions ../shared/eval/xquad_en   # English questions
 
 A question is a *near miss* when its article is indexed without the paragraph that holds its answer:
 it stays on the documents' topic (same article, same names) but what it asks is not there. A
@@ -54,7 +55,10 @@ class NearMissSet:
         return [item for item in self.items if half == "all" or self.halves[item.id] == half]
 
 
-def build(dataset: BeirDataset, answers: dict[str, list[str]]) -> NearMissSet:
+def build(dataset: BeirDataset, answers: dict[str, list[str]], questions: dict[str, str] | None = None
+          ) -> NearMissSet:
+    """``questions``: the question texts to ask instead of the dataset's own, by question id (a parallel set's,
+    e.g. XQuAD-en questions over XQuAD-es documents: the cross-lingual case)."""
     relevant = {q: next(iter(docs)) for q, docs in dataset.qrels.items() if docs}
     asked = sorted({_article(d) for d in relevant.values()})
     far_off = {a for i, a in enumerate(asked) if (i // 2) % 3 == 2}
@@ -72,21 +76,25 @@ def build(dataset: BeirDataset, answers: dict[str, list[str]]) -> NearMissSet:
         else:
             kind = "answerable"
         answerable = kind == "answerable"
-        items.append(QAItem(qid, dataset.queries[qid], tuple(answers.get(qid, ())) if answerable else (),
+        asked = questions.get(qid, dataset.queries[qid]) if questions else dataset.queries[qid]
+        items.append(QAItem(qid, asked, tuple(answers.get(qid, ())) if answerable else (),
                             doc if answerable else None, (), answerable, kind))
         halves[qid] = half_of[_article(doc)]
     reduced = replace(dataset, name=f"{dataset.name}-nearmiss", corpus=corpus)
     return NearMissSet(reduced, items, halves)
 
 
-def load(folder: Path) -> NearMissSet:
-    return build(load_beir(folder), load_answers(folder))
+def load(folder: Path, questions_from: Path | None = None) -> NearMissSet:
+    """The near-miss set of ``folder``; with ``questions_from`` (a parallel set with the same question ids),
+    that set's questions are asked over ``folder``'s documents."""
+    questions = load_beir(questions_from).queries if questions_from else None
+    return build(load_beir(folder), load_answers(folder), questions)
 
 
 def evaluate(folder: Path, settings: Settings, half: Half = "report", answer_mode: str = "extractive",
-             limit: int | None = None) -> ConfigResult:
+             limit: int | None = None, questions_from: Path | None = None) -> ConfigResult:
     """Answer the chosen half of the near-miss set with the given settings; metrics per kind."""
-    nearmiss = load(folder)
+    nearmiss = load(folder, questions_from)
     items = nearmiss.select(half)[:limit] if limit else nearmiss.select(half)
     evaluator = Evaluator(settings)
     index_settings = settings.with_overrides(index_dir=Path(settings.index_dir) / "eval-cache" /
@@ -108,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", choices=["tune", "report", "all"], default="report")
     parser.add_argument("--answer-mode", default=None, help="default: the settings' answer_mode")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--questions", metavar="FOLDER",
+                        help="ask a parallel set's questions (same ids) over the dataset's documents, e.g. "
+                             "XQuAD-en questions over XQuAD-es documents (cross-lingual)")
     parser.add_argument("--out", help="write metrics and per-question rows as JSON here")
     args = parser.parse_args(argv)
     settings = Settings()
     mode = args.answer_mode or settings.answer_mode
-    result = evaluate(Path(args.dataset), settings, args.half, mode, args.limit)
-    summary = {"dataset": args.dataset, "half": args.half, "answer_mode": mode,
+    questions = Path(args.questions) if args.questions else None
+    result = evaluate(Path(args.dataset), settings, args.half, mode, args.limit, questions)
+    summary = {"dataset": args.dataset, "questions_from": args.questions, "half": args.half, "answer_mode": mode,
                "questions": len(result.rows), "metrics": result.metrics, "latency_ms": result.latency_ms}
     print(json.dumps(summary, indent=2))
     if args.out:

@@ -30,18 +30,25 @@ from rag.grounding import Unit, UnitScores
 DEFAULT_PATH = Path(__file__).with_name("answerability.json")
 
 FEATURES = ("evidence", "judge_cosine", "dense_cosine", "lexical", "local_lexical", "ordered", "focus",
-            "relevance", "source_rank", "spanish")
+            "relevance", "source_rank", "spanish", "cross_lingual", "cross_lingual_dense")
 
 
 def unit_features(scores: UnitScores, dense_cosine: np.ndarray, relevance: list[float], units: list[Unit],
-                  language: str, source_ranks: list[int] | None = None) -> np.ndarray:
+                  language: str, source_ranks: list[int] | None = None,
+                  source_languages: list[str | None] | None = None) -> np.ndarray:
     """One row of ``FEATURES`` per unit. ``relevance``: each source's relevance (judge cosine to the question),
     indexed by ``Unit.source_index - 1``; ``source_rank`` is 1 / the source's rank (the first source weighs most):
-    its position in the sources unless ``source_ranks`` (1-based, per source) says otherwise."""
+    its position in the sources unless ``source_ranks`` (1-based, per source) says otherwise.
+    ``source_languages``: each source's document language; a unit in another language than the question
+    (an English question over a Spanish law) shares no words with it, so only the dense model's cosine can
+    speak for it: ``cross_lingual`` flags it and ``cross_lingual_dense`` gives its cosine a weight of its own."""
     n = len(units)
     ranks = source_ranks or list(range(1, len(relevance) + 1))
     source = np.array([ranks[u.source_index - 1] for u in units], dtype=float)
+    crossed = np.array([1.0 if source_languages and source_languages[u.source_index - 1] not in (None, language)
+                        else 0.0 for u in units])
     columns = {
+        "cross_lingual": crossed, "cross_lingual_dense": crossed * np.asarray(dense_cosine, dtype=float).reshape(n),
         "evidence": scores.score, "judge_cosine": scores.semantic, "dense_cosine": dense_cosine,
         "lexical": scores.lexical, "local_lexical": scores.local_lexical, "ordered": scores.ordered,
         "focus": np.minimum(scores.focus, 1.5), "relevance": np.array([relevance[u.source_index - 1] for u in units]),

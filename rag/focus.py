@@ -63,8 +63,13 @@ _TYPES: list[tuple[str, re.Pattern[str]]] = [
     ("amount", re.compile(r"\beuros?\b|€|\bdinero\b|\bimporte\b|\bsueldo\b|\bsalario\b|\bcobra\w*|\bcuesta\b|"
                           r"\bcoste\b|\bprecio\b|\bhow much money\b|\bsalary\b|\bcost\b|\bprice\b|\bdollars?\b|"
                           r"\bfee\b|\btasa\b", re.IGNORECASE)),
+    # a deadline asked for ("¿qué plazo hay para…?", "what is the time limit…") is a duration too; "los plazos"
+    # named as a topic ("¿qué días se excluyen cuando los plazos se señalan por días?") is not
     ("duration", re.compile(r"cu[aá]nto tiempo|cu[aá]nto dura|cu[aá]ntos (?:a[nñ]os|d[ií]as|meses|horas|semanas)|"
-                            r"how long|how many (?:years|days|months|hours|weeks)", re.IGNORECASE)),
+                            r"\b(?:qu[eé]|cu[aá]l es el|cu[aá]les son los|en qu[eé]|de qu[eé]) plazos?\b|"
+                            r"how long|how many (?:years|days|months|hours|weeks)|how much time|"
+                            r"\bwhat(?: is| are)? the (?:deadline|time limit|time-limit|period)s?\b|"
+                            r"\bwhat (?:deadline|time limit)|\bwithin what (?:period|time)", re.IGNORECASE)),
     ("distance", re.compile(r"a qu[eé] distancia|qu[eé] distancia|how far|what distance", re.IGNORECASE)),
     ("temperature", re.compile(r"qu[eé] temperatura|\bwhat temperature|how (?:hot|cold)", re.IGNORECASE)),
     ("date", re.compile(r"en qu[eé] (?:a[nñ]o|fecha|d[ií]a|mes|siglo|d[eé]cada)|qu[eé] (?:a[nñ]o|fecha)|"
@@ -73,7 +78,8 @@ _TYPES: list[tuple[str, re.Pattern[str]]] = [
     ("quantity", re.compile(r"\bcu[aá]nt[oa]s?\b|qu[eé] edad\b|\bwhat age\b|\bqu[eé] (?:cantidad|porcentaje|n[uú]mero)\b|"
                             r"\bhow (?:many|much|old|often)\b|\bwhat (?:percentage|number|amount)\b",
                             re.IGNORECASE)),
-    ("time", re.compile(r"\bcu[aá]ndo\b|\bwhen\b|\bdesde cu[aá]ndo\b", re.IGNORECASE)),
+    # "cuándo" asks for a time; "cuando" without its accent is the conjunction unless it opens the question
+    ("time", re.compile(r"\bcuándo\b|^\W*cuando\b|\bwhen\b", re.IGNORECASE)),
     ("person", re.compile(r"\bqui[eé]n(?:es)?\b|\bwho\b|\bwhom\b", re.IGNORECASE)),
 ]
 _COUNTED = re.compile(r"\b(?:cu[aá]nt[oa]s|how many)\s+([\wáéíóúñü]+)", re.IGNORECASE)
@@ -98,6 +104,19 @@ def _number_near(stem_hits: list[int], tokens: list[str], window: int = 4) -> bo
     for at in stem_hits:
         for j in range(max(0, at - window), min(len(tokens), at + window + 1)):
             if NUMBER.fullmatch(tokens[j]) or NUMBER_WORD.fullmatch(tokens[j]):
+                return True
+    return False
+
+
+def _counts_a_time_unit(text: str, window: int = 3) -> bool:
+    """A time unit with a number in the ``window`` tokens before it ("un mes", "tres meses", "72 horas",
+    "for two weeks"): not a unit and a number anywhere ("a partir del día siguiente … 2.", where "2." numbers
+    the next paragraph)."""
+    tokens = re.findall(r"\d+(?:[.,]\d+)*|[\wáéíóúñü]+", text)
+    for at, token in enumerate(tokens):
+        if _TIME_UNIT.fullmatch(token):
+            before = tokens[max(0, at - window):at]
+            if any(NUMBER.fullmatch(t) for t in before) or NUMBER_WORD.search(" ".join(before + [token])):
                 return True
     return False
 
@@ -144,7 +163,7 @@ class FocusCheck:
         if kind == "time":
             return bool(_TIMEISH.search(text))
         if kind == "duration":
-            return bool(_TIME_UNIT.search(text)) and bool(NUMBER.search(text) or NUMBER_WORD.search(text))
+            return _counts_a_time_unit(text)
         if kind == "distance":
             return bool(_DISTANCE_UNIT.search(text)) and bool(NUMBER.search(text))
         if kind == "person":

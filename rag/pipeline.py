@@ -352,7 +352,8 @@ class QueryPipeline:
         if part_of > 1:
             relevance = self.grounder.relevance(question, sources)
             ranks = (np.argsort(np.argsort(-np.array(relevance), kind="stable")) + 1).tolist()
-        rows = unit_features(scores.subset(keep), dense_cosine, relevance, [units[i] for i in keep], language, ranks)
+        rows = unit_features(scores.subset(keep), dense_cosine, relevance, [units[i] for i in keep], language, ranks,
+                             [s.chunk.metadata.language for s in sources])
         return scores.score, keep, rows
 
     def evidence(self, question: str, sources: list[ScoredChunk], language: str, units: list[Unit],

@@ -40,10 +40,27 @@ def _hit(source: str, text: str, section: str | None = None) -> ScoredChunk:
     ("¿Cuántas personas fallecieron en Argel entre 1620 y 1621?",
      "Argel perdió de 30 000 a 50 000 personas en 1620-21, y de nuevo en 1654-57.", True),
     ("¿Cuántas personas fallecieron en Argel en 1621?", "Argel perdió 30 000 personas en 1654-57.", False),
+    # A deadline asked for is a duration: a number of time units, not a neighbouring rule on the same appeal
+    # (nor a paragraph number "2." beside "día").
+    ("¿Qué plazo hay para interponer el recurso de reposición?",
+     "El plazo para la interposición del recurso de reposición será de un mes, si el acto fuera expreso.", True),
+    ("¿Cuál es el plazo para interponer un recurso contencioso-administrativo?",
+     "No se podrá interponer recurso contencioso-administrativo hasta que sea resuelto expresamente.", False),
+    ("¿Cuál es el plazo para interponer el recurso de alzada?",
+     "Si el acto no fuera expreso podrán interponer recurso de alzada en cualquier momento a partir del día "
+     "siguiente a aquel en que se produzcan los efectos del silencio. 2.", False),
 ])
 def test_the_focus_of_a_question_must_be_in_the_evidence(question, evidence, holds):
     language = "en" if question.startswith("How") else "es"
     assert (FocusCheck.of(question, language).factor(evidence) >= 1.0) is holds
+
+
+def test_a_conjunction_is_not_a_question_word():
+    # "cuando" without its accent joins clauses; "los plazos" named as a topic asks for no duration
+    assert FocusCheck.of("¿Qué días se excluyen del cómputo cuando los plazos se señalan por días?", "es"
+                         ).answer_type is None
+    assert FocusCheck.of("¿cuando se aprobó la Constitución?", "es").answer_type == "time"
+    assert FocusCheck.of("What is the deadline to appeal a fine?", "en").answer_type == "duration"
 
 
 def test_evidence_holding_a_specific_answer_weighs_more():
@@ -70,7 +87,7 @@ def test_a_qualifier_of_the_question_must_be_named_by_the_evidence_or_its_source
     law = FocusCheck.of("¿Qué plazo fija la Ley 39/2015 para el recurso de alzada?", "es")
     assert law.factor("El plazo para la interposición del recurso de alzada será de un mes.") < 1.0
     assert law.factor("El plazo para la interposición del recurso de alzada será de un mes.",
-                      "es_BOE-A-2015-10565_ley_39-2015.pdf") == 1.0  # the source names the law
+                      "es_BOE-A-2015-10565_ley_39-2015.pdf") >= 1.0  # the source names the law
     # A number asked in digits is named by a source that writes it in words, and the other way it still is not.
     days = FocusCheck.of("¿Se puede teletrabajar 3 días a la semana?", "es")
     assert days.missing_qualifiers("Cada persona puede teletrabajar hasta tres días por semana.") == []
@@ -150,6 +167,12 @@ def test_near_miss_sets_leave_out_the_answer_paragraph_only():
     assert set(by_kind) == {"answerable", "near-miss", "far-off"}
     assert {built.halves[i.id] for i in built.items} == {"tune", "report"}
     assert all(not i.answers for i in built.items if not i.answerable)
+    # Cross-lingual: a parallel set's questions (same ids) over the same reduced corpus, kinds and answers kept.
+    asked = {q: f"pregunta sobre {q}" for q in queries}
+    crossed = build(BeirDataset("toy", docs, queries, qrels, "dev", "x"), {q: ["ans"] for q in queries}, asked)
+    assert [d.id for d in crossed.dataset.corpus] == [d.id for d in built.dataset.corpus]
+    assert [(i.id, i.kind, i.answers) for i in crossed.items] == [(i.id, i.kind, i.answers) for i in built.items]
+    assert all(i.question == asked[i.id] for i in crossed.items)
 
 
 def test_quoted_answers_carry_the_span_of_each_quote(demo_settings, embedder):

@@ -6,6 +6,7 @@ import pytest
 
 from rag.answerability import DEFAULT_PATH, FEATURES, AnswerabilityModel, fit
 from rag.embedder import dense_model_id
+from rag.grounding import source_units
 from rag.index import DocumentIndex
 from rag.pipeline import QueryPipeline
 from rag.settings import Settings
@@ -63,6 +64,28 @@ def test_the_pipeline_gates_on_the_model_answers_and_abstains_on_a_near_miss(dem
     strict = QueryPipeline(demo_settings.with_overrides(min_answerability=0.999), pipeline.index, embedder,
                            ScriptedGenerator())
     assert strict.answer("¿Cuántos días por semana se puede teletrabajar?").abstained
+
+
+@pytest.mark.slow
+def test_a_question_in_another_language_than_the_documents_is_answered_by_the_dense_model(demo_settings, embedder):
+    # An English question over the Spanish telework policy shares no words with it: the model was fit on
+    # XQuAD's questions asked over the other language's documents too (--cross-lingual), where only the
+    # multilingual dense cosine speaks for a sentence.
+    pipeline = QueryPipeline(demo_settings, DocumentIndex.from_settings(demo_settings), embedder, ScriptedGenerator())
+    question = "How many days a week can an employee work from home?"
+    found = pipeline.search(question)
+    sources, _ = pipeline.sources(found, demo_settings.top_k)
+    units = source_units(sources)
+    _, keep, rows = pipeline.unit_features(question, sources, found.language, units)
+    crossed = rows[:, FEATURES.index("cross_lingual")]
+    spanish = np.array([sources[units[i].source_index - 1].chunk.metadata.language == "es" for i in keep])
+    assert spanish.any() and (crossed == spanish).all()
+    assert np.allclose(rows[:, FEATURES.index("cross_lingual_dense")], crossed * rows[:, FEATURES.index("dense_cosine")])
+    answer = pipeline.answer(question)
+    assert not answer.abstained and "tres días" in answer.text
+    assert answer.citations[0].source == "politica_teletrabajo.md"
+    # The same question's near miss across languages still abstains: nothing states a head count.
+    assert pipeline.answer("How many employees does the company that wrote the telework policy have?").abstained
 
 
 @pytest.mark.slow
