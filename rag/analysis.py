@@ -33,6 +33,9 @@ _NUMBERED_HEADING = re.compile(r"^(artículo|articulo|capítulo|capitulo|título
                                r"anexo|disposición|disposicion|libro|parte|article|chapter|section|part|annex)$")
 # A sentence ends at . ! ? … (optionally followed by closing quotes/brackets) before whitespace.
 _BOUNDARY = re.compile(r"(?<=[.!?…])[\"'»”)\]]*\s+")
+# A paragraph's number or letter in a statute or a list ("1.", "12.", "a)"): it opens the sentence after it.
+_ENUMERATOR = re.compile(r"(?:\d{1,3}\.|[a-z]\))")
+_OPENS_ENUMERATED = re.compile(r"(?:\d{1,3}\.|[a-z]\))\s+[A-ZÁÉÍÓÚÑ¿¡«\"(]")
 
 
 @lru_cache(maxsize=4)
@@ -112,18 +115,24 @@ def split_sentences(text: str) -> list[str]:
         start = 0
         for match in _BOUNDARY.finditer(block):
             candidate = block[start:match.start()].rstrip()
-            following = block[match.end():match.end() + 1]
-            if _is_false_boundary(candidate, following):
+            if _is_false_boundary(candidate, block[match.end():match.end() + 8]):
                 continue
             sentences.append(block[start:match.end()].strip())
             start = match.end()
         tail = block[start:].strip()
         if tail:
             sentences.append(tail)
-    return [s for s in sentences if s]
+    # a piece without a letter or digit ("." alone, a stray bracket) is no sentence
+    return [s for s in sentences if s and any(c.isalnum() for c in s)]
 
 
-def _is_false_boundary(candidate: str, following: str) -> bool:
+def _is_false_boundary(candidate: str, after: str) -> bool:
+    """Whether the boundary after ``candidate`` (the sentence so far) is none; ``after``: the next characters."""
+    if _ENUMERATOR.fullmatch(candidate):
+        return True  # "2." alone: the paragraph's number belongs to the sentence it opens
+    if _OPENS_ENUMERATED.match(after):
+        return False  # "… expreso. 2. El plazo…": the next paragraph begins, however the sentence ends
+    following = after[:1]
     if not candidate.endswith("."):
         return False  # ! ? … always end a sentence
     last_word = candidate.rsplit(" ", 1)[-1].rstrip(".").lstrip("(¿¡\"'«“").lower()

@@ -41,6 +41,16 @@ def test_numbered_headings_stay_whole():
         "Artículo 20. Resolución del procedimiento.", "El plazo es de tres meses."]
 
 
+def test_a_paragraph_number_opens_its_sentence():
+    # Statutes number their paragraphs: "2." is neither a sentence of its own nor the end of the one before.
+    assert split_sentences("Artículo 122. Plazos. 1. El plazo será de un mes, si el acto fuera expreso. Si el acto "
+                           "no fuera expreso podrá interponerse en cualquier momento. 2. Contra la resolución no "
+                           "cabrá otro recurso: a) Los días hábiles. b) Otros. . }") == [
+        "Artículo 122. Plazos.", "1. El plazo será de un mes, si el acto fuera expreso.",
+        "Si el acto no fuera expreso podrá interponerse en cualquier momento.",
+        "2. Contra la resolución no cabrá otro recurso: a) Los días hábiles.", "b) Otros."]
+
+
 def test_terms_are_right_when_threads_stem_at_once():
     from concurrent.futures import ThreadPoolExecutor
 
