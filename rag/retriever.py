@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.analysis import SUPPORTED_LANGUAGES
 from rag.backend import RetrievalBackend
 from rag.embedder import Embedder, embed_queries
 from rag.errors import InvalidRequest
@@ -90,6 +91,7 @@ class HybridRetriever:
         self.legacy_vector_model = legacy_vector_model
         self.dense_search = dense_search
         self._warned = False  # a vector-model mismatch is logged once, then only traced
+        self._languages: tuple[object, dict[str, set[str]]] | None = None  # (index state, other-language ids)
 
     @classmethod
     def from_settings(cls, index: RetrievalBackend, embedder: Embedder, settings: Settings,
@@ -174,14 +176,34 @@ class HybridRetriever:
                     result.timings_ms["dense"] = (result.timings_ms.get("dense", 0.0)
                                                   + (time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            fused = self.fusion_for(language, mode).fuse_ids({name: [cid for cid, _ in pairs]
-                                                              for name, pairs in found.items()})
+            rankings = {name: [cid for cid, _ in pairs] for name, pairs in found.items()}
+            unseen, stand_ins = None, None
+            if mode == "hybrid" and vectors is not None:
+                # A document in another language than the question only the dense side can read: where BM25
+                # does not rank it, it counts at its dense rank (an English question over a Spanish law).
+                unseen = self.other_language_ids(language)
+                stand_ins = {name: name.replace("bm25", "dense", 1) for name in rankings if name.startswith("bm25")}
+            fused = self.fusion_for(language, mode).fuse_ids(rankings, unseen=unseen, stand_ins=stand_ins)
             result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
             result.hits = self._fetched(fused, top_k)
             result.timings_ms["fetch"] = (time.perf_counter() - started) * 1000
         result.details.update({name: [cid for cid, _ in pairs[:10]] for name, pairs in found.items()})
         return result
+
+    def other_language_ids(self, language: str) -> set[str]:
+        """The ids of the chunks whose document is in another language than ``language`` (documents of an
+        unknown language are not among them); read once per state of the index."""
+        # the index's generation changes with every write; an index without one (a Chroma server) is re-read
+        # when its count changes
+        state = getattr(self.index, "generation", None) or ("count", self.index.count())
+        if self._languages is None or self._languages[0] != state:
+            self._languages = (state, {})
+        others = self._languages[1]
+        if language not in others:
+            others[language] = self.index.allowed({"language": {"$in": [lang for lang in SUPPORTED_LANGUAGES
+                                                                           if lang != language]}})
+        return others[language]
 
     def _fetched(self, fused: list[tuple[str, float, dict[str, int]]], top_k: int) -> list[ScoredChunk]:
         """The first ``top_k`` fused ids as scored chunks, their texts read from the store for those alone (one

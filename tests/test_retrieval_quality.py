@@ -298,3 +298,47 @@ def test_exact_vectors_reopen_from_their_cache_file_only_when_it_matches_the_sto
     again.save()
     again.record_vector_model("m2")
     assert len(DocumentIndex(tmp_path / "idx").search_dense(query, 10)) == 8 and reads
+
+
+def test_fusion_counts_a_document_the_bm25_list_cannot_read_at_its_dense_rank():
+    from rag.fusion import ReciprocalRankFusion
+
+    rankings = {"bm25": ["en1", "en2", "en3"], "dense": ["es1", "en2", "en1"]}
+    plain = ReciprocalRankFusion(k=20).fuse_ids(rankings)
+    assert plain[0][0] == "en1"  # found by both lists: outvotes the dense side's first
+    fair = ReciprocalRankFusion(k=20).fuse_ids(rankings, unseen={"es1"}, stand_ins={"bm25": "dense"})
+    assert fair[0][0] == "es1" and fair[0][2] == {"dense": 1, "bm25<dense": 1}
+    assert [cid for cid, _, _ in ReciprocalRankFusion(k=20).fuse_ids(rankings, unseen=set(),
+                                                                      stand_ins={"bm25": "dense"})] == \
+        [cid for cid, _, _ in plain]  # nothing unseen: plain RRF
+
+
+def test_a_question_finds_a_passage_in_another_language_among_same_language_distractors(tmp_path, dense):
+    """An English question over a folder with a Spanish law and English documents that share its words: BM25 can
+    only match the English ones, so the Spanish sentence the dense side ranks first counts at that rank in the
+    BM25 lists too instead of being outvoted by them."""
+    def chunk(doc: str, language: str, ordinal: int, text: str) -> Chunk:
+        meta = ChunkMetadata(source=f"{doc}.txt", doc_id=doc, ordinal=ordinal, window=text, language=language,
+                             chunker="sentence-window", chunker_params=json.dumps({"window": 1}))
+        return Chunk(Chunk.make_id(doc, ordinal, text), text, meta)
+
+    docs = {("ley", "es"): ["La capital del Estado es la villa de Madrid.",
+                            "El castellano es la lengua española oficial del Estado."],
+            ("care", "en"): ["Every state and territory has a scheme for patients who travel to the city.",
+                             "Ask which services your state offers in your city."],
+            ("paper", "en"): ["The state of the art in the capital markets of each city is reviewed.",
+                              "Which algorithm is best remains an open question."]}
+    index = DocumentIndex(tmp_path / "idx")
+    for (doc, language), sentences in docs.items():
+        index.add([chunk(doc, language, i, s) for i, s in enumerate(sentences)], dense.embed(sentences),
+                  model_id=dense.model_id)
+    retriever = HybridRetriever(index, dense, rrf_k=20)
+    question = "Which city is the capital of the State?"
+    assert retriever.retrieve(question, "en", mode="dense", top_k=1).hits[0].chunk.metadata.source == "ley.txt"
+    found = retriever.retrieve(question, "en", top_k=3)
+    assert found.hits[0].chunk.text == "La capital del Estado es la villa de Madrid."
+    assert "bm25<dense" in found.hits[0].ranks
+    assert retriever.other_language_ids("en") == {c for c in index.allowed({"source": "ley.txt"})}
+    # A Spanish question sees the English documents as the other language, and the Spanish law through BM25.
+    spanish = retriever.retrieve("¿Cuál es la capital del Estado?", "es", top_k=3)
+    assert spanish.hits[0].chunk.metadata.source == "ley.txt" and "bm25" in spanish.hits[0].ranks
