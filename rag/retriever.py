@@ -178,9 +178,10 @@ class HybridRetriever:
             started = time.perf_counter()
             rankings = {name: [cid for cid, _ in pairs] for name, pairs in found.items()}
             unseen, stand_ins = None, None
-            if mode == "hybrid" and vectors is not None:
+            if mode == "hybrid" and vectors is not None and not self.dense_languages:
                 # A document in another language than the question only the dense side can read: where BM25
-                # does not rank it, it counts at its dense rank (an English question over a Spanish law).
+                # does not rank it, it counts at its dense rank (an English question over a Spanish law). Only
+                # with a dense model for every language: an English-only one's ranks mean nothing there.
                 unseen = self.other_language_ids(language)
                 stand_ins = {name: name.replace("bm25", "dense", 1) for name in rankings if name.startswith("bm25")}
             fused = self.fusion_for(language, mode).fuse_ids(rankings, unseen=unseen, stand_ins=stand_ins)
