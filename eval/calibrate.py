@@ -286,7 +286,7 @@ def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit:
                 (" (and each asked in the other's language)" if cross_lingual else ""))
     groups = sorted({q.group for q in questions})
 
-    def by_language(half: str, score, crossed: bool = True) -> dict[str, tuple[list[QuestionUnits], list[np.ndarray]]]:
+    def by_group(half: str, score, crossed: bool = True) -> dict[str, tuple[list[QuestionUnits], list[np.ndarray]]]:
         chosen = {g: [q for q in questions if q.half == half and q.group == g] for g in groups
                   if crossed or ">" not in g}
         return {g: (qs, [score(q) for q in qs]) for g, qs in chosen.items() if qs}
@@ -294,13 +294,13 @@ def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit:
     def probability(q: QuestionUnits) -> np.ndarray:
         return model.probabilities(q.rows)
 
-    tuned = by_language("tune", probability, crossed=False)
+    tuned = by_group("tune", probability, crossed=False)
     candidates = np.unique(np.round(np.concatenate([s for _, ss in tuned.values() for s in ss]), 4))
     threshold = max(candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
                                                        for qs, ss in tuned.values()]))
-    report = by_language("report", probability)
-    rule = by_language("report", lambda q: q.rule)
-    rule_tuned = by_language("tune", lambda q: q.rule, crossed=False)
+    report = by_group("report", probability)
+    rule = by_group("report", lambda q: q.rule)
+    rule_tuned = by_group("tune", lambda q: q.rule, crossed=False)
     rule_candidates = np.unique(np.round(np.concatenate([s for _, ss in rule_tuned.values() for s in ss]), 3))
     rule_threshold = max(rule_candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
                                                                  for qs, ss in rule_tuned.values()]))
@@ -314,7 +314,7 @@ def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit:
         "report_half": {lang: {"auc": auc(*report[lang]), **answerability_rates(*report[lang], threshold)}
                         for lang in report},
         "tune_half": {g: answerability_rates(qs, ss, threshold)
-                      for g, (qs, ss) in by_language("tune", probability).items()},
+                      for g, (qs, ss) in by_group("tune", probability).items()},
         "rule_score_report_half": {lang: {"auc": auc(*rule[lang]), "threshold": float(rule_threshold),
                                           **answerability_rates(*rule[lang], rule_threshold)} for lang in rule},
         "weights": dict(zip(model.features, model.weights, strict=True)),

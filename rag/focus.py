@@ -96,6 +96,8 @@ FOCUS_FOUND = 1.3
 _SPECIFIC = frozenset({"email", "url", "amount", "duration", "distance", "temperature"})
 _TEMPERATURE = re.compile(r"\d\s*(?:°|º|ºC|°C|grados|degrees|\bC\b|\bF\b)", re.IGNORECASE)
 MISSING_QUALIFIER = 0.5
+# Words and numbers ("1.500", "3,5") as the focus checks count tokens.
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[\wáéíóúñü]+")
 _YEAR_RANGE = re.compile(r"\b(1\d|20)(\d\d)\s*[-–—/]\s*(\d\d)\b")
 
 
@@ -112,7 +114,7 @@ def _counts_a_time_unit(text: str, window: int = 3) -> bool:
     """A time unit with a number in the ``window`` tokens before it ("un mes", "tres meses", "72 horas",
     "for two weeks"): not a unit and a number anywhere ("a partir del día siguiente … 2.", where "2." numbers
     the next paragraph)."""
-    tokens = re.findall(r"\d+(?:[.,]\d+)*|[\wáéíóúñü]+", text)
+    tokens = _TOKEN.findall(text)
     for at, token in enumerate(tokens):
         if _TIME_UNIT.fullmatch(token):
             before = tokens[max(0, at - window):at]
@@ -203,6 +205,6 @@ class FocusCheck:
     def _counted_positions(self, text: str) -> tuple[list[str], list[int]]:
         """The text's tokens, and where the counted noun ("senadores" for "senador") stands among them."""
         analyzer = Analyzer(self.language)
-        tokens = re.findall(r"\d+(?:[.,]\d+)*|[\wáéíóúñü]+", text)
+        tokens = _TOKEN.findall(text)
         hits = [i for i, tok in enumerate(tokens) if (stems := analyzer.terms(tok)) and stems[0] == self.counted]
         return tokens, hits
