@@ -73,8 +73,21 @@ def _stemmer(language: str):
 @lru_cache(maxsize=200_000)
 def _stem(language: str, word: str) -> str:
     """A word's stem, remembered: the pure-Python Snowball stemmer took 70% of building a BM25 index (each
-    word of a sentence is stemmed again in every window that holds it), while words repeat (Zipf)."""
+    word of a sentence is stemmed again in every window that holds it), while words repeat (Zipf).
+
+    Spanish nouns made of a verb with "-ación" share the verb's stem: Snowball strips the suffix only where
+    the word is long enough, so "ampliación" kept its ending while "ampliar"/"ampliado" became "ampli", and it
+    cuts "-icación" one syllable deeper than "-icar" ("notificación" -> "notif", "notificar" -> "notific"): a
+    question asking how far a deadline "se puede ampliar" missed the article on its "ampliación". The verb's
+    stem is kept when at least 5 letters remain ("formación" stays apart from "forma")."""
+    if language == "es":
+        for suffix in _NOMINAL_SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 5:
+                return word[:-len(suffix)]
     return _stemmer(language).stemWord(word)
+
+
+_NOMINAL_SUFFIXES = ("aciones", "acion")  # accent-folded
 
 
 def fold_accents(text: str) -> str:
@@ -162,7 +175,7 @@ _NUMBER_WORDS = {
 _ABBREVIATED = {"es": {"art": "articulo", "arts": "articulo", "apdo": "apartado", "apdos": "apartado",
                        "disp": "disposicion", "cap": "capitulo"}, "en": {}}
 # Bumped whenever the BM25 terms of a text change: an index analysed otherwise is re-analysed on open.
-ANALYSIS_VERSION = "terms-2"  # 2: number words as digits, statute abbreviations spelled out
+ANALYSIS_VERSION = "terms-3"  # 2: number words as digits, statute abbreviations spelled out; 3: "-ación" nouns
 
 
 class Analyzer:

@@ -54,6 +54,9 @@ _URL = re.compile(r"https?://|\bwww\.|\b[\w-]+\.(?:es|com|org|net|gob|gov|eu)\b"
 _REFERENCE = re.compile(r"\b(?:art[ií]culos?|art\.|apartados?|leyes|ley|real decreto|decreto|disposici[oó]n|"
                         r"cap[ií]tulos?|t[ií]tulos?|p[aá]ginas?|secci[oó]n|sections?|articles?|chapters?|pages?)"
                         r"\s+\d+[\w./-]*", re.IGNORECASE)
+# "2. Cuando…", "a) Los…": the number or letter of a statute's paragraph, which opens its sentence and answers
+# no "how many"
+_PARAGRAPH_NUMBER = re.compile(r"^\s*(?:\d{1,3}\.|[a-z]\))\s+(?=[A-ZÁÉÍÓÚÑ¿¡«\"(])")
 _CAPITALISED = re.compile(r"(?<![.!?¿¡]\s)(?<!^)\b[A-ZÁÉÍÓÚÑ][\wáéíóúñü]+")
 
 # Question wording -> answer type; the first match wins (most specific first).
@@ -153,7 +156,7 @@ class FocusCheck:
         kind = self.answer_type
         if kind is None:
             return True
-        text = _REFERENCE.sub(" ", text)
+        text = _REFERENCE.sub(" ", _PARAGRAPH_NUMBER.sub("", text))
         if kind == "email":
             return bool(_EMAIL.search(text))
         if kind == "url":

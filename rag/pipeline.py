@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import zip_longest
 
 import numpy as np
@@ -46,6 +46,8 @@ from rag.settings import AnswerMode, Settings
 from rag.types import Answer, Citation, ScoredChunk, Trace
 
 log = logging.getLogger(__name__)
+# How many chunks before and after a hit a sentence quoted from its (possibly merged) window is looked for.
+_QUOTE_REACH = 12
 
 # A generated sentence is supported when all its numbers occur in the sources, at least this share
 # of its content terms do, and its best cosine to a source sentence reaches MIN_SEMANTIC_SUPPORT.
@@ -475,8 +477,7 @@ class QueryPipeline:
         _note_ocr(citations, trace)
         return Answer(text, False, citations, trace)
 
-    @staticmethod
-    def _extractive(quotes: list[tuple[Unit, float]], sources: list[ScoredChunk], trace: Trace) -> Answer:
+    def _extractive(self, quotes: list[tuple[Unit, float]], sources: list[ScoredChunk], trace: Trace) -> Answer:
         trace.details["answer_mode"] = "extractive"
         # The same sentence can come twice (alone, and after its heading in another chunk): quote it once.
         kept: list[tuple[Unit, float]] = []
@@ -489,10 +490,37 @@ class QueryPipeline:
         quotes = kept
         text = "\n".join(f"{unit.text.strip()} [{unit.source_index}]" for unit, _ in quotes)
         cited = sorted({unit.source_index for unit, _ in quotes})
-        citations = [Citation.from_scored(sources[n - 1], tuple(u.text for u, _ in quotes if u.source_index == n))
-                     for n in cited]
+        citations = []
+        for n in cited:
+            texts = tuple(u.text for u, _ in quotes if u.source_index == n)
+            citation = Citation.from_scored(sources[n - 1], texts)
+            page = self.page_of_quote(sources[n - 1], texts[0])
+            citations.append(replace(citation, page=page) if page != citation.page else citation)
         _note_ocr(citations, trace)
         return Answer(renumber_citations(text, cited), False, citations, trace)
+
+    def page_of_quote(self, hit: ScoredChunk, quote: str) -> int | None:
+        """The page of a sentence quoted from ``hit``'s sentence window instead of from the retrieved sentence
+        itself: the neighbour may lie on the page before or after ("1. La Administración… no exceda de la mitad"
+        on page 30, quoted from the window of page 31's sentence, was cited as page 31). Read from the chunk that
+        holds the quoted sentence, among the document's chunks near the hit; the hit's page when none does."""
+        meta = hit.chunk.metadata
+        target = " ".join(quote.split())
+        if meta.page is None or not meta.window or not target or target in " ".join(hit.chunk.text.split()):
+            return meta.page
+        reach = _QUOTE_REACH
+        try:
+            ids = self.index.allowed({"$and": [{"source": meta.source}, {"ordinal": {"$gte": meta.ordinal - reach}},
+                                               {"ordinal": {"$lte": meta.ordinal + reach}}]})
+            near = self.index.get(sorted(ids)).values()
+        except (ValueError, KeyError) as exc:  # a backend that cannot filter so: the hit's page
+            log.debug("page of a quote not looked up: %s", exc)
+            return meta.page
+        for chunk in sorted(near, key=lambda c: abs(c.metadata.ordinal - meta.ordinal)):
+            text = " ".join(chunk.text.split())
+            if chunk.metadata.doc_id == meta.doc_id and text and (text in target or target in text):
+                return chunk.metadata.page if chunk.metadata.page is not None else meta.page
+        return meta.page
 
     @staticmethod
     def _abstain(language: str, trace: Trace, reason: str | None = None) -> Answer:

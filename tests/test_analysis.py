@@ -36,6 +36,16 @@ def test_analyzer_folds_stops_and_stems_the_same_on_both_sides():
         Analyzer("xx")
 
 
+def test_a_spanish_noun_in_acion_finds_its_verb():
+    """"ampliación" / "ampliar" / "ampliado" (Snowball leaves a short word's "-ación"), "notificación" /
+    "notificar" (it cuts "-icación" deeper than "-icar"); a short stem stays apart ("formación" / "forma")."""
+    es = Analyzer("es")
+    assert es.terms("ampliación ampliaciones") == es.terms("ampliar ampliado")
+    assert es.terms("notificación modificaciones") == es.terms("notificar modificado")
+    assert es.terms("formación") != es.terms("forma")
+    assert Analyzer("en").terms("notification") == ["notif"]  # English is Snowball's alone
+
+
 def test_numbered_headings_stay_whole():
     assert split_sentences("Artículo 20. Resolución del procedimiento. El plazo es de tres meses.") == [
         "Artículo 20. Resolución del procedimiento.", "El plazo es de tres meses."]

@@ -12,6 +12,7 @@ from rag.generator import LlamaCppGenerator
 from rag.grounding import Grounder
 from rag.index import DocumentIndex
 from rag.pipeline import MIN_LEXICAL_SUPPORT, MIN_ORDERED_SUPPORT, MIN_SEMANTIC_SUPPORT, QueryOptions, QueryPipeline
+from rag.settings import Settings
 from rag.types import Chunk, ChunkMetadata, ScoredChunk
 from tests.conftest import ScriptedGenerator
 
@@ -49,6 +50,13 @@ def _hit(source: str, text: str, section: str | None = None) -> ScoredChunk:
     ("¿Cuál es el plazo para interponer el recurso de alzada?",
      "Si el acto no fuera expreso podrán interponer recurso de alzada en cualquier momento a partir del día "
      "siguiente a aquel en que se produzcan los efectos del silencio. 2.", False),
+    # the number of a statute's paragraph answers no "how much"; a half of the deadlines does
+    ("¿Cuánto se puede ampliar un plazo del procedimiento administrativo?",
+     "5. Cuando se vean afectados los sistemas, la Administración podrá acordar la ampliación general de plazos.",
+     False),
+    ("¿Cuánto se puede ampliar un plazo del procedimiento administrativo?",
+     "1. La Administración podrá conceder una ampliación de los plazos que no exceda de la mitad de los mismos.",
+     True),
 ])
 def test_the_focus_of_a_question_must_be_in_the_evidence(question, evidence, holds):
     language = "en" if question.startswith("How") else "es"
@@ -186,6 +194,30 @@ def test_quoted_answers_carry_the_span_of_each_quote(demo_settings, embedder):
     body = client.post("/v1/query", json={"question": "¿Qué significa el error E7?"}).json()
     first = body["citations"][0]
     assert first["text"][first["quote_start"]:first["quote_end"]] in body["answer"]
+
+
+def test_a_sentence_quoted_from_a_window_is_cited_with_its_own_page(tmp_path, embedder):
+    """A sentence window spans a page break: a quote taken from the window of a hit on page 2 is cited with the
+    page of the sentence it quotes (the page a reader must open), not the hit's."""
+    settings = Settings(index_dir=tmp_path / "idx")
+    sentences = [(1, "Artículo 32. Ampliación."),
+                 (1, "1. La Administración podrá conceder una ampliación de los plazos establecidos, que no exceda "
+                     "de la mitad de los mismos."),
+                 (2, "2. La ampliación se aplicará a los procedimientos tramitados por las misiones diplomáticas."),
+                 (2, "3. En ningún caso podrá ser objeto de ampliación un plazo ya vencido.")]
+    chunks = [Chunk(Chunk.make_id("ley", i, text), text,
+                    ChunkMetadata(source="ley.pdf", page=page, doc_id="ley", ordinal=i, language="es",
+                                  window=" ".join(t for _, t in sentences[max(0, i - 2):i + 3]),
+                                  chunker="sentence-window"))
+              for i, (page, text) in enumerate(sentences)]
+    index = DocumentIndex.from_settings(settings)
+    index.add(chunks, embedder.embed([c.text for c in chunks]), model_id=embedder.model_id)
+    pipeline = QueryPipeline(settings, index, embedder, ScriptedGenerator())
+    hit = ScoredChunk(chunks[3], 1.0)
+    assert pipeline.page_of_quote(hit, sentences[1][1]) == 1  # quoted from the window, across the page break
+    assert pipeline.page_of_quote(hit, sentences[2][1]) == 2
+    assert pipeline.page_of_quote(hit, sentences[3][1]) == 2  # the hit itself
+    assert pipeline.page_of_quote(hit, "Una frase que no está en el documento.") == 2  # not found: the hit's
 
 
 def test_quoted_answers_are_not_queued_behind_the_model(demo_settings, embedder):
