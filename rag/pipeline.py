@@ -513,14 +513,19 @@ class QueryPipeline:
             ids = self.index.allowed({"$and": [{"source": meta.source}, {"ordinal": {"$gte": meta.ordinal - reach}},
                                                {"ordinal": {"$lte": meta.ordinal + reach}}]})
             near = self.index.get(sorted(ids)).values()
-        except (ValueError, KeyError) as exc:  # a backend that cannot filter so: the hit's page
+        except Exception as exc:  # noqa: BLE001 - best effort: a store that cannot filter so keeps the hit's page
             log.debug("page of a quote not looked up: %s", exc)
             return meta.page
-        for chunk in sorted(near, key=lambda c: abs(c.metadata.ordinal - meta.ordinal)):
+        best: tuple[int, int] | None = None  # (-shared characters, ordinal distance): the fullest match, then nearest
+        page = meta.page
+        for chunk in near:
             text = " ".join(chunk.text.split())
-            if chunk.metadata.doc_id == meta.doc_id and text and (text in target or target in text):
-                return chunk.metadata.page if chunk.metadata.page is not None else meta.page
-        return meta.page
+            if chunk.metadata.doc_id != meta.doc_id or not text or not (text in target or target in text):
+                continue
+            key = (-min(len(text), len(target)), abs(chunk.metadata.ordinal - meta.ordinal))
+            if chunk.metadata.page is not None and (best is None or key < best):
+                best, page = key, chunk.metadata.page
+        return page
 
     @staticmethod
     def _abstain(language: str, trace: Trace, reason: str | None = None) -> Answer:
