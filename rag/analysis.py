@@ -35,7 +35,8 @@ _NUMBERED_HEADING = re.compile(r"^(artículo|articulo|capítulo|capitulo|título
 _BOUNDARY = re.compile(r"(?<=[.!?…])[\"'»”)\]]*\s+")
 # A paragraph's number or letter in a statute or a list ("1.", "12.", "a)"): it opens the sentence after it.
 _ENUMERATOR = re.compile(r"(?:\d{1,3}\.|[a-z]\))")
-_OPENS_ENUMERATED = re.compile(r"(?:\d{1,3}\.|[a-z]\))\s+[A-ZÁÉÍÓÚÑ¿¡«\"(]")
+# The number and the space before the sentence it opens ("2. El plazo…"); the focus checks set it aside too.
+PARAGRAPH_NUMBER = re.compile(_ENUMERATOR.pattern + r"\s+(?=[A-ZÁÉÍÓÚÑ¿¡«\"(])")
 
 
 @lru_cache(maxsize=4)
@@ -143,7 +144,7 @@ def _is_false_boundary(candidate: str, after: str) -> bool:
     """Whether the boundary after ``candidate`` (the sentence so far) is none; ``after``: the next characters."""
     if _ENUMERATOR.fullmatch(candidate):
         return True  # "2." alone: the paragraph's number belongs to the sentence it opens
-    if _OPENS_ENUMERATED.match(after):
+    if PARAGRAPH_NUMBER.match(after):
         return False  # "… expreso. 2. El plazo…": the next paragraph begins, however the sentence ends
     following = after[:1]
     if not candidate.endswith("."):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.analysis import Analyzer, fold_accents
+from rag.analysis import PARAGRAPH_NUMBER, Analyzer, fold_accents
 
 NUMBER = re.compile(r"\d+(?:[.,\s]\d{3})*(?:[.,]\d+)?")
 _NUMBER_WORDS = (
@@ -56,7 +56,7 @@ _REFERENCE = re.compile(r"\b(?:art[ií]culos?|art\.|apartados?|leyes|ley|real de
                         r"\s+\d+[\w./-]*", re.IGNORECASE)
 # "2. Cuando…", "a) Los…": the number or letter of a statute's paragraph, which opens its sentence and answers
 # no "how many"
-_PARAGRAPH_NUMBER = re.compile(r"^\s*(?:\d{1,3}\.|[a-z]\))\s+(?=[A-ZÁÉÍÓÚÑ¿¡«\"(])")
+_OPENING_PARAGRAPH_NUMBER = re.compile(r"^\s*" + PARAGRAPH_NUMBER.pattern)
 _CAPITALISED = re.compile(r"(?<![.!?¿¡]\s)(?<!^)\b[A-ZÁÉÍÓÚÑ][\wáéíóúñü]+")
 
 # Question wording -> answer type; the first match wins (most specific first).
@@ -156,7 +156,7 @@ class FocusCheck:
         kind = self.answer_type
         if kind is None:
             return True
-        text = _REFERENCE.sub(" ", _PARAGRAPH_NUMBER.sub("", text))
+        text = _REFERENCE.sub(" ", _OPENING_PARAGRAPH_NUMBER.sub("", text))
         if kind == "email":
             return bool(_EMAIL.search(text))
         if kind == "url":

@@ -508,10 +508,10 @@ class QueryPipeline:
         target = " ".join(quote.split())
         if meta.page is None or not meta.window or not target or target in " ".join(hit.chunk.text.split()):
             return meta.page
-        reach = _QUOTE_REACH
         try:
-            ids = self.index.allowed({"$and": [{"source": meta.source}, {"ordinal": {"$gte": meta.ordinal - reach}},
-                                               {"ordinal": {"$lte": meta.ordinal + reach}}]})
+            ids = self.index.allowed({"$and": [{"source": meta.source},
+                                               {"ordinal": {"$gte": meta.ordinal - _QUOTE_REACH}},
+                                               {"ordinal": {"$lte": meta.ordinal + _QUOTE_REACH}}]})
             near = self.index.get(sorted(ids)).values()
         except Exception as exc:  # noqa: BLE001 - best effort: a store that cannot filter so keeps the hit's page
             log.debug("page of a quote not looked up: %s", exc)
