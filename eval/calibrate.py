@@ -22,8 +22,9 @@ can) and the rates are reported on the ``report`` half, which the choice never s
 answer), chooses its threshold there, and writes ``rag/answerability.json`` (or ``--out``) with its rates
 on the ``report`` halves; the rule score's best threshold on the same halves is printed beside them.
 With ``--cross-lingual`` (parallel sets such as XQuAD es/en) each set's documents are also asked with the
-other set's questions ("en>es": English questions over Spanish documents); those rows train the weights
-(``cross_lingual`` features) and are reported, while the threshold is chosen on the same-language sets.
+other set's questions ("en>es": English questions over Spanish documents); units in another language than the
+question then get a model of their own, fit on all tune rows and thresholded on the crossed tune halves, while
+the main model is fit and thresholded on the same-language sets.
 """
 
 from __future__ import annotations
@@ -267,60 +268,79 @@ def all_question_units(folders: list[Path], settings: Settings, limit: int | Non
     return questions
 
 
+def _best_threshold(tuned: dict[str, tuple[list[QuestionUnits], list[np.ndarray]]], digits: int = 4) -> float:
+    """The threshold with the best mean ``_balanced`` rate over the groups of ``tuned``."""
+    candidates = np.unique(np.round(np.concatenate([s for _, ss in tuned.values() for s in ss]), digits))
+    return float(max(candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
+                                                          for qs, ss in tuned.values()])))
+
+
 def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit: int | None = None,
                       cross_lingual: bool = False, cache: Path | None = None) -> dict[str, object]:
-    """Fit the answerability model on the tune halves of the near-miss sets of ``folders`` (pooled; with
-    ``cross_lingual`` also each folder's documents asked in the other folders' language), choose its threshold
-    there (best mean over the same-language sets of answered-when-answerable and abstained-on-each-kind: the
-    cross-lingual sets train the weights and are reported), write it to ``out`` with its rates on the report
-    halves, and return them beside the rule score's."""
+    """Fit the answerability model on the tune halves of the near-miss sets of ``folders`` (pooled), choose its
+    threshold there (best mean over the same-language sets of answered-when-answerable and abstained-on-each-
+    kind), write it to ``out`` with its rates on the report halves, and return them beside the rule score's.
+
+    With ``cross_lingual`` each folder's documents are also asked in the other folders' language ("en>es"), and
+    units in another language than the question get a model of their own: fit on all tune rows (crossed ones
+    included) without ``context_lexical`` (0 there), its threshold chosen on the crossed tune halves."""
     from rag.answerability import fit
     from rag.embedder import dense_model_id
 
     questions = all_question_units(folders, settings, limit, cross_lingual, cache)
+    dense = dense_model_id(settings.dense_model, settings.embedder_model)
     tune = [q for q in questions if q.half == "tune"]
-    rows = np.vstack([q.rows for q in tune])
-    labels = np.concatenate([q.gold for q in tune]).astype(int)
-    model = fit(rows, labels, dense_model_id(settings.dense_model, settings.embedder_model),
-                fitted_on=", ".join(f"{f.name} tune half" for f in folders) +
-                (" (and each asked in the other's language)" if cross_lingual else ""))
+    same = [q for q in tune if ">" not in q.group]
+    model = fit(np.vstack([q.rows for q in same]), np.concatenate([q.gold for q in same]).astype(int), dense,
+                fitted_on=", ".join(f"{f.name} tune half" for f in folders))
     groups = sorted({q.group for q in questions})
 
-    def by_group(half: str, score, crossed: bool = True) -> dict[str, tuple[list[QuestionUnits], list[np.ndarray]]]:
+    def by_group(half: str, score, crossed: bool | None = None
+                 ) -> dict[str, tuple[list[QuestionUnits], list[np.ndarray]]]:
+        """Questions of ``half`` per group with their scores; ``crossed``: only crossed (True) or same-language
+        (False) groups."""
         chosen = {g: [q for q in questions if q.half == half and q.group == g] for g in groups
-                  if crossed or ">" not in g}
+                  if crossed is None or crossed == (">" in g)}
         return {g: (qs, [score(q) for q in qs]) for g, qs in chosen.items() if qs}
+
+    model = replace(model, threshold=_best_threshold(by_group("tune", lambda q: model.probabilities(q.rows),
+                                                              crossed=False)))
+    if cross_lingual:
+        other = fit(np.vstack([q.rows for q in tune]), np.concatenate([q.gold for q in tune]).astype(int), dense,
+                    fitted_on=", ".join(f"{f.name} tune half" for f in folders) +
+                    " (and each asked in the other's language)",
+                    features=tuple(f for f in FEATURES if f != "context_lexical"))
+        other = replace(other, threshold=_best_threshold(by_group("tune", lambda q: other.probabilities(q.rows),
+                                                                  crossed=True)))
+        model = replace(model, cross_lingual=other, fitted_on=model.fitted_on +
+                        "; units in another language: " + other.fitted_on)
 
     def probability(q: QuestionUnits) -> np.ndarray:
         return model.probabilities(q.rows)
 
-    tuned = by_group("tune", probability, crossed=False)
-    candidates = np.unique(np.round(np.concatenate([s for _, ss in tuned.values() for s in ss]), 4))
-    threshold = max(candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
-                                                       for qs, ss in tuned.values()]))
     report = by_group("report", probability)
     rule = by_group("report", lambda q: q.rule)
-    rule_tuned = by_group("tune", lambda q: q.rule, crossed=False)
-    rule_candidates = np.unique(np.round(np.concatenate([s for _, ss in rule_tuned.values() for s in ss]), 3))
-    rule_threshold = max(rule_candidates, key=lambda t: np.mean([_balanced(answerability_rates(qs, ss, t))
-                                                                 for qs, ss in rule_tuned.values()]))
+    rule_threshold = _best_threshold(by_group("tune", lambda q: q.rule, crossed=False), digits=3)
 
     def auc(qs: list[QuestionUnits], ss: list[np.ndarray]) -> float:
         labels_ = [q.kind == "answerable" for q in qs]
         return float(roc_auc_score(labels_, [float(s.max()) if len(s) else -1.0 for s in ss]))
 
     summary = {
-        "threshold": float(threshold),
-        "report_half": {lang: {"auc": auc(*report[lang]), **answerability_rates(*report[lang], threshold)}
+        "threshold": model.threshold,
+        "cross_lingual_threshold": model.cross_lingual.threshold if model.cross_lingual else None,
+        "report_half": {lang: {"auc": auc(*report[lang]), **answerability_rates(*report[lang], model.threshold)}
                         for lang in report},
-        "tune_half": {g: answerability_rates(qs, ss, threshold)
+        "tune_half": {g: answerability_rates(qs, ss, model.threshold)
                       for g, (qs, ss) in by_group("tune", probability).items()},
-        "rule_score_report_half": {lang: {"auc": auc(*rule[lang]), "threshold": float(rule_threshold),
+        "rule_score_report_half": {lang: {"auc": auc(*rule[lang]), "threshold": rule_threshold,
                                           **answerability_rates(*rule[lang], rule_threshold)} for lang in rule},
         "weights": dict(zip(model.features, model.weights, strict=True)),
+        "cross_lingual_weights": dict(zip(model.cross_lingual.features, model.cross_lingual.weights, strict=True))
+        if model.cross_lingual else None,
     }
-    final = replace(model, threshold=float(threshold),
-                    report={lang: {k: round(v, 4) for k, v in r.items()} for lang, r in summary["report_half"].items()})
+    final = replace(model, report={lang: {k: round(v, 4) for k, v in r.items()}
+                                   for lang, r in summary["report_half"].items()})
     final.save(out)
     return summary
 

@@ -62,7 +62,8 @@ class UnitScores:
     ``score``: the rule score (mean of ``semantic`` and ``lexical``, times the row and ``focus`` factors);
     ``semantic``: the judge embedder's cosine; ``lexical``: idf-weighted share of the question's terms in the
     unit; ``local_lexical``: the same share weighted by how few of these units hold each term; ``ordered``:
-    share of the question's terms in the unit in the question's order; ``focus``: the focus factor.
+    share of the question's terms in the unit in the question's order; ``focus``: the focus factor;
+    ``context_lexical``: idf-weighted share of the question's terms found in any of the units (one value for all).
     """
 
     score: np.ndarray
@@ -71,6 +72,7 @@ class UnitScores:
     local_lexical: np.ndarray
     ordered: np.ndarray
     focus: np.ndarray
+    context_lexical: np.ndarray
 
     def subset(self, keep: np.ndarray) -> UnitScores:
         """The scores of the units at positions ``keep``, in that order."""
@@ -282,6 +284,9 @@ class Grounder:
         local_lexical = np.array([sum(local[t] for t in wanted & terms) / local_total if local_total > 0 else 0.0
                                   for terms in unit_terms])
         ordered = np.array([ordered_coverage(question_terms, terms) for terms in unit_lists])
+        # What the sources hold of the question at all: a near miss keeps the topic words, not what is asked.
+        covered = wanted & set().union(*unit_terms)
+        context_lexical = np.full(len(units), sum(weights[t] for t in covered) / total if total > 0 else 0.0)
         scores = (semantic + lexical) / 2
         # A table row answers for the entity it names: a row none of whose own cells holds a question term
         # (only its header matches) is worth half.
@@ -295,7 +300,7 @@ class Grounder:
         factors = [focus.factor(u.text, _about(sources[u.source_index - 1])) for u in units]
         factors = np.array([f if f <= 1.0 or rarest in terms else 1.0
                             for f, terms in zip(factors, unit_terms, strict=True)])
-        return UnitScores(scores * factors, semantic, lexical, local_lexical, ordered, factors)
+        return UnitScores(scores * factors, semantic, lexical, local_lexical, ordered, factors, context_lexical)
 
     def extract(self, question: str, sources: list[ScoredChunk], language: str,
                 max_units: int = 2, units: list[Unit] | None = None) -> list[tuple[Unit, float]]:

@@ -1,6 +1,8 @@
 """The evidence gate's answerability model (rag/answerability.py): fit, saved, loaded, and used by the pipeline
 with the real embedders over data/; the rule score when the model does not fit the dense model."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,34 @@ def test_fit_weighs_the_feature_that_separates_and_survives_a_round_trip(tmp_pat
     assert again.usable_with("some-dense-model") and not again.usable_with("another-model")
 
 
+def test_units_in_another_language_go_to_their_own_model_on_the_main_scale(tmp_path):
+    rng = np.random.default_rng(11)
+    rows = rng.normal(size=(600, len(FEATURES)))
+    rows[:, FEATURES.index("focus")] = 1.0
+    crossed = rng.random(600) < 0.5
+    rows[:, FEATURES.index("cross_lingual")] = crossed.astype(float)
+    rows[crossed, FEATURES.index("context_lexical")] = 0.0
+    # Same-language units answer by their words, units in another language by the dense cosine alone.
+    labels = np.where(crossed, rows[:, FEATURES.index("dense_cosine")] > 1.0,
+                      rows[:, FEATURES.index("context_lexical")] > 0.5).astype(int)
+    main = fit(rows[~crossed], labels[~crossed], "dense", fitted_on="synthetic")
+    assert dict(zip(main.features, main.weights, strict=True))["context_lexical"] > 1.0
+    without = tuple(f for f in FEATURES if f != "context_lexical")
+    other = replace(fit(rows, labels, "dense", features=without), threshold=0.2)
+    assert other.features == without and len(other.weights) == len(FEATURES) - 1
+    model = replace(main, threshold=0.4, cross_lingual=other)
+    combined = model.probabilities(rows)
+    assert np.allclose(combined[~crossed], main.probabilities(rows[~crossed]))
+    assert np.allclose(combined[crossed], np.minimum(other.probabilities(rows[crossed]) * 0.4 / 0.2, 1.0))
+    # At the main threshold the crossed units pass exactly where their own model passes its own threshold.
+    assert ((combined[crossed] >= 0.4) == (other.probabilities(rows[crossed]) >= 0.2)).all()
+    model.save(tmp_path / "m.json")
+    again = AnswerabilityModel.load(tmp_path / "m.json")
+    assert again == model and np.allclose(again.probabilities(rows), combined)
+    assert again.usable_with("dense") and not replace(model, cross_lingual=replace(other, dense_model="x")
+                                                      ).usable_with("dense")
+
+
 def test_the_shipped_model_fits_the_default_dense_model_and_says_how_it_was_measured():
     model = AnswerabilityModel.load(DEFAULT_PATH)
     settings = Settings()
@@ -43,6 +73,9 @@ def test_the_shipped_model_fits_the_default_dense_model_and_says_how_it_was_meas
     assert 0.0 < model.threshold < 1.0 and "tune half" in model.fitted_on
     assert model.report and {"es", "en"} <= set(model.report)
     assert all(0.5 < r["auc"] <= 1.0 for r in model.report.values())
+    assert {"en>es", "es>en"} <= set(model.report)
+    if model.cross_lingual is not None:  # units in another language: a model of their own (--cross-lingual)
+        assert 0.0 < model.cross_lingual.threshold < 1.0 and model.cross_lingual.usable_with(model.dense_model)
 
 
 @pytest.mark.slow
@@ -60,6 +93,17 @@ def test_the_pipeline_gates_on_the_model_answers_and_abstains_on_a_near_miss(dem
                      "How many employees does the thermostat manufacturer have?"):
         near_miss = pipeline.answer(question)
         assert near_miss.abstained and "answerability model" in near_miss.trace.details["abstain_reason"]
+    # What the sources hold of the question's terms: one value for all its units; a question made of the
+    # policy's words finds them all, one that adds words the documents never use finds fewer.
+    def context_lexical(question: str) -> np.ndarray:
+        found = pipeline.search(question)
+        sources, _ = pipeline.sources(found, demo_settings.top_k)
+        return pipeline.unit_features(question, sources, found.language, source_units(sources))[2][
+            :, FEATURES.index("context_lexical")]
+
+    held = context_lexical("¿Cuántos días por semana se puede teletrabajar?")
+    assert len(held) and np.allclose(held, held[0]) and held[0] == pytest.approx(1.0)
+    assert context_lexical("¿Cuántos días por semana se puede teletrabajar desde Marte con un astronauta?")[0] < 0.9
     # A threshold set by the user wins over the model's own.
     strict = QueryPipeline(demo_settings.with_overrides(min_answerability=0.999), pipeline.index, embedder,
                            ScriptedGenerator())
@@ -81,6 +125,7 @@ def test_a_question_in_another_language_than_the_documents_is_answered_by_the_de
     spanish = np.array([sources[units[i].source_index - 1].chunk.metadata.language == "es" for i in keep])
     assert spanish.any() and (crossed == spanish).all()
     assert np.allclose(rows[:, FEATURES.index("cross_lingual_dense")], crossed * rows[:, FEATURES.index("dense_cosine")])
+    assert not rows[crossed == 1, FEATURES.index("context_lexical")].any()  # no shared words to count there
     answer = pipeline.answer(question)
     assert not answer.abstained and "tres días" in answer.text
     assert answer.citations[0].source == "politica_teletrabajo.md"
