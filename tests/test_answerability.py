@@ -74,8 +74,11 @@ def test_the_shipped_model_fits_the_default_dense_model_and_says_how_it_was_meas
     assert model.report and {"es", "en"} <= set(model.report)
     assert all(0.5 < r["auc"] <= 1.0 for r in model.report.values())
     assert {"en>es", "es>en"} <= set(model.report)
-    if model.cross_lingual is not None:  # units in another language: a model of their own (--cross-lingual)
-        assert 0.0 < model.cross_lingual.threshold < 1.0 and model.cross_lingual.usable_with(model.dense_model)
+    # units in another language than the question: a model of their own (--cross-lingual), without the lexical
+    # context feature (0 there), which the main model reads
+    other = model.cross_lingual
+    assert other is not None and 0.0 < other.threshold < 1.0 and other.usable_with(model.dense_model)
+    assert "context_lexical" in model.features and "context_lexical" not in other.features
 
 
 @pytest.mark.slow
