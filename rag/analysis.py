@@ -16,6 +16,8 @@ from pathlib import Path
 import snowballstemmer
 
 SUPPORTED_LANGUAGES = ("es", "en")
+# Texts whose sentences are remembered: the sources of the last questions (a few dozen texts each).
+SPLIT_CACHE_TEXTS = 4096
 _STEMMER_NAMES = {"es": "spanish", "en": "english"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -118,11 +120,18 @@ def split_sentences(text: str) -> list[str]:
     """Split Spanish or English prose into sentences.
 
     Keeps abbreviations ("art.", "núm.", "Sr.", "e.g."), initials, decimal numbers and ordinals
-    ("1.º") inside the sentence, and keeps "¿...?" / "¡...!" whole.
+    ("1.º") inside the sentence, and keeps "¿...?" / "¡...!" whole. A question's sources are read by the
+    evidence, compression and grounding steps: each text is split once (remembered by its text, as the query-time
+    embedder remembers its vectors), and every caller gets its own list.
     """
+    return list(_split_once(text))
+
+
+@lru_cache(maxsize=SPLIT_CACHE_TEXTS)
+def _split_once(text: str) -> tuple[str, ...]:
     text = re.sub(r"[ \t\r\f\v]+", " ", text).strip()
     if not text:
-        return []
+        return ()
     sentences: list[str] = []
     for block in re.split(r"\n\s*\n", text):
         block = block.replace("\n", " ").strip()
@@ -137,7 +146,7 @@ def split_sentences(text: str) -> list[str]:
         if tail:
             sentences.append(tail)
     # a piece without a letter or digit ("." alone, a stray bracket) is no sentence
-    return [s for s in sentences if s and any(c.isalnum() for c in s)]
+    return tuple(s for s in sentences if s and any(c.isalnum() for c in s))
 
 
 def _is_false_boundary(candidate: str, after: str) -> bool:

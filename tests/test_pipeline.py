@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from rag.analysis import _split_once
 from rag.embedder import SentenceTransformerEmbedder
 from rag.index import DocumentIndex
 from rag.pipeline import QueryOptions, QueryPipeline
@@ -45,6 +46,21 @@ def test_supported_generated_answer_keeps_renumbered_citations(demo_settings, em
     assert answer.text == "Error E7 means the C wire is not connected [1]."
     assert [(c.source, c.page) for c in answer.citations] == [("thermolink_t200_manual.pdf", 2)]
     assert "Sources" in generator.calls[0][-1]["content"] and "[1]" in generator.calls[0][-1]["content"]
+
+
+def test_a_generated_answer_splits_each_source_text_once(demo_settings, embedder):
+    """Evidence, compression and grounding all read the question's sources: each text is split into sentences
+    once (remembered by its text) and its vectors are embedded once (the query-time embedder's cache)."""
+    question = "What does error E7 mean on the thermostat?"
+    settings = demo_settings.with_overrides(context_tokens=200)  # compression has sentences to drop
+    pipeline = _pipeline(settings, embedder, "Error E7 means the C wire is not connected [1].")
+    pipeline.answer("¿Cuántos días por semana se puede teletrabajar?")  # models loaded, nothing of E7 read
+    _split_once.cache_clear()
+    answer = pipeline.answer(question, QueryOptions(answer_mode="generative"))
+    assert not answer.abstained and answer.trace.details["compression"]["dropped_units"] > 0
+    split = _split_once.cache_info()
+    assert split.hits > 0, "the steps read the same sources"
+    assert split.misses == split.currsize, "a text was split twice"
 
 
 def test_auto_mode_quotes_at_once_unless_the_model_is_declared_capable(demo_settings, embedder):
