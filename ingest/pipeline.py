@@ -143,6 +143,8 @@ class FolderIngestor:
         # The judge embedder counts chunk tokens and finds semantic breakpoints; the dense one makes the vectors.
         self.dense = dense_embedder(settings.dense_model, self.embedder, settings.embed_batch_size)
         self.index = index or DocumentIndex.from_settings(settings)
+        if self.index.embed_headings is None:  # window units carry their section heading's vector
+            self.index.embed_headings = self.dense.embed
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
         self.scanner = PageScanner.from_settings(settings)
         self.pdf = PdfParser([p.get_secret_value() for p in settings.pdf_passwords],
@@ -171,7 +173,13 @@ class FolderIngestor:
         parser = (self.pdf.version if suffix == ".pdf" else self.images.version if suffix in IMAGE_SUFFIXES
                   else self.office.version)
         return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
-                "embedder": self.dense.model_id}
+                "embedder": self.dense.model_id, **self._heading_parts()}
+
+    def _heading_parts(self) -> dict[str, object]:
+        """The window units' heading settings, named only when set (so an index from before them is current
+        when they are off)."""
+        weight, terms = self.index.heading_weight, self.index.heading_terms
+        return {"window_heading": [weight, terms]} if weight or terms else {}
 
     def plan(self, root: Path, confine: bool = False) -> Plan:
         """What to ingest, keep and remove. ``confine``: files that resolve outside ``root`` (symbolic links

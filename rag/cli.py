@@ -218,6 +218,16 @@ def _embedder_id(settings: Settings) -> str:
     return dense_model_id(settings.dense_model, settings.embedder_model)  # the index vectors' model; loads nothing
 
 
+def _embed_headings(settings: Settings):
+    """The dense embedder's ``embed``, loaded on first use (window units' headings, ``rag.index``)."""
+    def embed(texts: list[str]):
+        from rag.embedder import SentenceTransformerEmbedder, dense_embedder
+
+        judge = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
+        return dense_embedder(settings.dense_model, judge, settings.embed_batch_size).embed(texts)
+    return embed
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from rag.ownership import IndexOwnership
     from rag.snapshot import export_snapshot, fingerprint, import_snapshot
@@ -228,7 +238,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.index_command == "import":
         with ownership.hold("import", wait_s=args.wait, on_wait=_say_waiting):
             info = import_snapshot(target, Path(settings.index_dir), fingerprint(settings, _embedder_id(settings)),
-                                   settings.collection, settings.chroma_url)
+                                   settings.collection, settings.chroma_url,
+                                   (settings.window_heading_weight, settings.window_heading_terms),
+                                   _embed_headings(settings))
         print(f"imported {info.summary()} into {settings.index_dir}")
         for note in info.notes:
             print(f"note: settings differ from the snapshot's, which stays as it was made: {note}", file=sys.stderr)

@@ -6,6 +6,12 @@ only: the text stays with the sentence), the normalised mean of the window's sen
 is embedded twice). A window hit stands for its
 sentence, so answers still quote sentences while recall gains from terms spread over neighbouring ones.
 
+A window unit also carries its chunk's section heading (a statute's article, a manual's section, an abstract's
+title): its vector adds ``heading_weight`` times the heading's vector (each distinct heading embedded once per
+batch, by ``embed_headings``, which the ingestion sets) and its BM25 terms hold the heading's terms
+``heading_terms`` times. A sentence alone rarely names its document's topic; its window then does. The sentence
+units stay as they are, for evidence and quotes.
+
 A local index also keeps its chunks' text and metadata in ``chunks.sqlite`` (``rag.chunkstore``), so that a
 question reads chunks and filters without opening Chroma (issue 17); Chroma is opened when something writes, or
 reads vectors the exact search's files lack.
@@ -20,6 +26,7 @@ import sqlite3
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +56,13 @@ class DocumentIndex:
     """
 
     def __init__(self, index_dir: Path, collection: str = "documents", chroma_url: str | None = None,
-                 chroma_dir: Path | None = None, shortlist_above: int = SHORTLIST_ABOVE) -> None:
+                 chroma_dir: Path | None = None, shortlist_above: int = SHORTLIST_ABOVE,
+                 heading_weight: float = 0.0, heading_terms: int = 0) -> None:
         self.index_dir = Path(index_dir)
+        self.heading_weight, self.heading_terms = heading_weight, heading_terms
+        # Embeds section headings for the window vectors (the ingestion's dense embedder); None: windows derived
+        # without an embedder (an index opened for questions rebuilding an older one's windows) add no heading vector.
+        self.embed_headings: Callable[[list[str]], np.ndarray] | None = None
         # Named collections keep their Chroma collection in the index folder's one Chroma store.
         self.store = ChromaStore(path=Path(chroma_dir) if chroma_dir else self.index_dir / "chroma",
                                  collection=collection, url=chroma_url)
@@ -86,7 +98,7 @@ class DocumentIndex:
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentIndex:
         return cls(settings.index_dir, settings.collection, settings.chroma_url, settings.chroma_dir,
-                   settings.dense_shortlist_above)
+                   settings.dense_shortlist_above, settings.window_heading_weight, settings.window_heading_terms)
 
     def analyzer(self, language: str | None) -> Analyzer:
         return self._analyzers.get(language or "en", self._analyzers["en"])
@@ -136,7 +148,7 @@ class DocumentIndex:
 
     def add(self, chunks: list[Chunk], embeddings: np.ndarray, model_id: str | None = None) -> None:
         terms = {c.id: self.analyzer(c.metadata.language).terms(c.text) for c in chunks}
-        windowed, vectors = window_units(chunks, embeddings)
+        windowed, vectors = window_units(chunks, embeddings, self._heading_vectors(chunks), self.heading_weight)
         window_terms = self._window_terms(windowed)
         with self.lock:
             texts = self.chunk_store()  # checked before the generation moves on
@@ -229,7 +241,25 @@ class DocumentIndex:
             raise
 
     def _window_terms(self, chunks: list[Chunk]) -> dict[str, list[str]]:
-        return {c.id: self.analyzer(c.metadata.language).terms(c.metadata.window or c.text) for c in chunks}
+        """A window unit's BM25 terms: its window's (a chunk without one: its own), then its heading's
+        ``heading_terms`` times."""
+        out = {}
+        for c in chunks:
+            analyzer = self.analyzer(c.metadata.language)
+            terms = analyzer.terms(c.metadata.window or c.text)
+            if self.heading_terms and c.metadata.section:
+                terms += analyzer.terms(c.metadata.section) * self.heading_terms
+            out[c.id] = terms
+        return out
+
+    def _heading_vectors(self, chunks: list[Chunk]) -> dict[str, np.ndarray]:
+        """The vector of each distinct section heading among ``chunks`` (none without a weight or an embedder)."""
+        if not self.heading_weight or self.embed_headings is None:
+            return {}
+        headings = sorted({c.metadata.section for c in chunks if c.metadata.section})
+        if not headings:
+            return {}
+        return dict(zip(headings, np.asarray(self.embed_headings(headings), dtype=np.float32), strict=True))
 
     def rebuild_windows(self, batch: int = 2000) -> int:
         """Derive the window units from the stored chunks and vectors (an older index, an imported snapshot)."""
@@ -247,7 +277,8 @@ class DocumentIndex:
                 members = [cid for doc in doc_ids for cid in doc]
                 vectors = self.store.vectors(members)
                 part = [chunks[cid] for cid in members]
-                windowed, window_vectors = window_units(part, np.stack([vectors[cid] for cid in members]))
+                windowed, window_vectors = window_units(part, np.stack([vectors[cid] for cid in members]),
+                                                        self._heading_vectors(part), self.heading_weight)
                 if windowed:
                     self.renew_generation()
                     self.windows.add(windowed, window_vectors, vectors_only=True)
@@ -352,11 +383,13 @@ class DocumentIndex:
         return {cid for cid in expected_ids if cid not in stored or cid not in self.bm25}
 
 
-def window_units(chunks: list[Chunk], embeddings: np.ndarray) -> tuple[list[Chunk], np.ndarray]:
+def window_units(chunks: list[Chunk], embeddings: np.ndarray, headings: Mapping[str, np.ndarray] | None = None,
+                 heading_weight: float = 0.0) -> tuple[list[Chunk], np.ndarray]:
     """Every chunk with its window vector: for a sentence, the normalised mean of the vectors of the same
     document's windowed chunks within ``window`` ordinals (the sentences its window holds); a chunk without a
     window (a table, another chunker's passage) is its own window, so that it is not outranked by sentences
-    only for being found by fewer rankings."""
+    only for being found by fewer rankings. A chunk whose section heading is in ``headings`` then adds
+    ``heading_weight`` times the heading's vector (normalised again)."""
     if not chunks:
         return [], np.zeros((0, embeddings.shape[1] if embeddings.ndim == 2 else 0), dtype=np.float32)
     by_doc: dict[str, dict[int, int]] = defaultdict(dict)
@@ -371,6 +404,13 @@ def window_units(chunks: list[Chunk], embeddings: np.ndarray) -> tuple[list[Chun
             vector = embeddings[members].mean(axis=0)
             norm = float(np.linalg.norm(vector))
             vectors[i] = vector / norm if norm > 0 else vector
+    if headings and heading_weight:
+        for i, chunk in enumerate(chunks):
+            heading = headings.get(chunk.metadata.section or "")
+            if heading is not None:
+                vector = vectors[i] + heading_weight * heading
+                norm = float(np.linalg.norm(vector))
+                vectors[i] = vector / norm if norm > 0 else vector
     return list(chunks), vectors
 
 

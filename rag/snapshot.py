@@ -14,6 +14,7 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -99,8 +100,11 @@ def read_info(snapshot: Path) -> SnapshotInfo:
 
 
 def import_snapshot(snapshot: Path, index_dir: Path, print_: dict[str, object], collection: str = "documents",
-                    chroma_url: str | None = None) -> SnapshotInfo:
-    """Restores ``snapshot`` into an empty ``index_dir``; refuses another embedder or an existing index."""
+                    chroma_url: str | None = None, headings: tuple[float, int] = (0.0, 0),
+                    embed_headings: Callable[[list[str]], np.ndarray] | None = None) -> SnapshotInfo:
+    """Restores ``snapshot`` into an empty ``index_dir``; refuses another embedder or an existing index. The
+    window units are derived again with ``headings`` (the settings' heading weight and terms), the headings'
+    vectors made by ``embed_headings`` (the index's dense embedder)."""
     info = read_info(snapshot)
     if info.format != FORMAT:
         raise SnapshotError(f"{snapshot}: snapshot format {info.format}, this version reads {FORMAT}")
@@ -122,7 +126,8 @@ def import_snapshot(snapshot: Path, index_dir: Path, print_: dict[str, object], 
     if len(rows) != info.chunks or len(matrix) != len(rows):
         raise SnapshotError(f"{snapshot}: damaged ({len(rows)} chunks, {len(matrix)} vectors, {info.chunks} listed)")
     index_dir.mkdir(parents=True, exist_ok=True)
-    index = DocumentIndex(index_dir, collection, chroma_url)
+    index = DocumentIndex(index_dir, collection, chroma_url, heading_weight=headings[0], heading_terms=headings[1])
+    index.embed_headings = embed_headings
     index.renew_generation()  # written to the store directly below
     for start in range(0, len(rows), _BATCH):
         part = rows[start:start + _BATCH]

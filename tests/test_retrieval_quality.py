@@ -18,14 +18,16 @@ from rag.embedder import E5Embedder, embed_queries
 from rag.index import DocumentIndex, window_units
 from rag.retriever import HybridRetriever
 from rag.settings import Settings
+from rag.snapshot import export_snapshot, import_snapshot
 from rag.types import Chunk, ChunkMetadata, ElementType, ScoredChunk
 from tests.conftest import DATA
 
 
-def _chunk(doc: str, ordinal: int, text: str, window: str | None = None, reach: int = 1) -> Chunk:
+def _chunk(doc: str, ordinal: int, text: str, window: str | None = None, reach: int = 1,
+           section: str | None = None) -> Chunk:
     meta = ChunkMetadata(source=f"{doc}.txt", doc_id=doc, ordinal=ordinal, window=window, language="es",
                          chunker="sentence-window", chunker_params=json.dumps({"window": reach}),
-                         element_type=ElementType.TEXT if window else ElementType.TABLE)
+                         element_type=ElementType.TEXT if window else ElementType.TABLE, section=section)
     return Chunk(Chunk.make_id(doc, ordinal, text), text, meta)
 
 
@@ -59,6 +61,58 @@ def test_window_units_average_the_window_and_keep_tables_whole():
     assert np.allclose(derived[1], expected_b)
     assert np.allclose(derived[0], (vectors[0] + vectors[1]) / np.sqrt(2))  # the first sentence: itself + next
     assert np.allclose(derived[3], vectors[3])  # a table is its own window
+
+
+def test_window_units_add_their_heading_vector():
+    a = _chunk("d", 0, "uno.", window="uno.", reach=0, section="Vacaciones")
+    b = _chunk("d", 1, "dos.", window="dos.", reach=0)  # no heading: its window vector is its own
+    vectors = np.eye(3, dtype=np.float32)[:2]
+    heading = np.eye(3, dtype=np.float32)[2]
+    _, derived = window_units([a, b], vectors, {"Vacaciones": heading}, 0.5)
+    assert np.allclose(derived[0], (vectors[0] + 0.5 * heading) / np.linalg.norm(vectors[0] + 0.5 * heading))
+    assert np.allclose(derived[1], vectors[1])
+    _, unweighted = window_units([a, b], vectors, {"Vacaciones": heading}, 0.0)
+    assert np.allclose(unweighted, vectors)
+
+
+def test_a_sentence_is_found_by_its_section_heading_through_its_window(tmp_path, dense):
+    """The sentences of two articles read alike; only their headings say which is about holidays. The window
+    units carry the heading (terms and vector), so both retrievers find the right article's sentence."""
+    articles = {"Artículo 12. Vacaciones anuales": "El trabajador tiene derecho a treinta días naturales al año.",
+                "Artículo 13. Permiso por matrimonio": "El trabajador tiene derecho a quince días naturales.",
+                "Artículo 14. Jornada": "La jornada ordinaria es de cuarenta horas semanales."}
+    chunks = [_chunk(f"convenio{i}", 0, text, window=text, reach=0, section=heading)
+              for i, (heading, text) in enumerate(articles.items())]
+    vectors = dense.embed([c.text for c in chunks])
+    query = "¿Cuántos días de vacaciones anuales?"
+    terms = Analyzer("es", canonical=True).terms(query)
+    query_vector = embed_queries(dense, [query])[0]
+    ranks = {}
+    for weight, repeats in ((0.0, 0), (0.5, 2)):
+        index = DocumentIndex(tmp_path / f"idx-{repeats}", heading_weight=weight, heading_terms=repeats)
+        index.embed_headings = dense.embed
+        index.add(chunks, vectors, model_id=dense.model_id)
+        bm25 = index.search_bm25(terms, 3, windows=True)
+        found = index.search_dense(query_vector, 3, windows=True)
+        ranks[repeats] = ([cid for cid, _ in bm25], dict(found))
+    plain_bm25, plain_dense = ranks[0]
+    headed_bm25, headed_dense = ranks[2]
+    holidays, wedding = chunks[0].id, chunks[1].id
+    assert headed_bm25[0] == holidays and holidays not in plain_bm25  # "vacaciones" is only in the heading
+    # The heading's vector moves the holiday window towards the question, further than the wedding one's
+    assert headed_dense[holidays] - headed_dense[wedding] > plain_dense[holidays] - plain_dense[wedding]
+    assert headed_dense[holidays] > headed_dense[wedding]
+    # the sentence units themselves are unchanged (evidence and quotes read them)
+    assert np.allclose(index.exact.search(query_vector, 3)[0][1], float(max(vectors @ query_vector)), atol=1e-5)
+    # A snapshot holds the chunks and their vectors; its import derives the same windows, headings included.
+    index.save()
+    snapshot = export_snapshot(index, tmp_path / "idx-2", {"embedder": dense.model_id}, tmp_path / "s.tar.gz")
+    assert snapshot.chunks == 3
+    import_snapshot(tmp_path / "s.tar.gz", tmp_path / "restored", {"embedder": dense.model_id},
+                    headings=(0.5, 2), embed_headings=dense.embed)
+    restored = DocumentIndex(tmp_path / "restored", heading_weight=0.5, heading_terms=2)
+    assert dict(restored.search_dense(query_vector, 3, windows=True)) == pytest.approx(headed_dense, abs=1e-5)
+    assert [cid for cid, _ in restored.search_bm25(terms, 3, windows=True)] == headed_bm25
 
 
 def test_index_keeps_window_units_in_step_and_rebuilds_them_for_an_older_index(tmp_path, dense):
