@@ -219,8 +219,11 @@ class ExactVectors:
 
     def add(self, ids: list[str], vectors: np.ndarray) -> None:
         """Keep step with the store (after it was written): new ids are appended, known ones replaced."""
-        if not self._loaded or not ids:
-            return  # read whole on first search
+        if not ids:
+            return
+        if not self._loaded:  # read whole on first search; but known ids may have new vectors (a window's, when
+            self._forget_cache()  # its reach or heading changed), which the cache's ids cannot tell: drop it
+            return
         self._dirty = True
         self.delete(ids)
         self._append_rows(np.asarray(vectors, dtype=np.float32))  # the codes catch up when next needed
@@ -228,6 +231,14 @@ class ExactVectors:
             self._rows[cid] = len(self._ids)
             self._ids.append(cid)
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
+
+    def _forget_cache(self) -> None:
+        """The next load reads the store (the matrix files go with the next save)."""
+        if self.cache is not None:
+            try:
+                self.cache.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only folder: its cache stays, as its store does
+                log.info("%s not removed (%s)", self.cache, exc)
 
     def _append_rows(self, vectors: np.ndarray) -> None:
         """Append rows to the matrix in amortised constant time per row (an ingest adds thousands of batches)."""

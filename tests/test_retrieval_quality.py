@@ -115,6 +115,31 @@ def test_a_sentence_is_found_by_its_section_heading_through_its_window(tmp_path,
     assert [cid for cid, _ in restored.search_bm25(terms, 3, windows=True)] == headed_bm25
 
 
+def test_ingesting_again_with_other_heading_settings_replaces_the_window_vectors(tmp_path, dense):
+    """Same chunk ids, new window vectors: a process that writes without having searched (``rag ingest``) must
+    not leave the exact search's cache of the old vectors to the next one (it kept them: its ids still
+    matched the store's)."""
+    texts = ["El trabajador tiene derecho a treinta días naturales al año.", "Se disfrutan en verano.",
+             "La jornada ordinaria es de cuarenta horas semanales."]
+    chunks = [_chunk("convenio", i, t, window=" ".join(texts[max(0, i - 1):i + 2]), section="Vacaciones")
+              for i, t in enumerate(texts)]
+    vectors = dense.embed(texts)
+    query = embed_queries(dense, ["vacaciones de verano"])[0]
+
+    def indexed(folder, weight: float) -> DocumentIndex:
+        index = DocumentIndex(folder, heading_weight=weight)
+        index.embed_headings = dense.embed
+        index.add(chunks, vectors, model_id=dense.model_id)
+        index.save()
+        return index
+
+    indexed(tmp_path / "idx", 0.5).search_dense(query, 3, windows=True)  # searched: its cache is written
+    indexed(tmp_path / "idx", 0.0)  # ingested again in a new process, no search
+    expected = dict(indexed(tmp_path / "fresh", 0.0).search_dense(query, 3, windows=True))
+    assert dict(DocumentIndex(tmp_path / "idx").search_dense(query, 3, windows=True)) == \
+        pytest.approx(expected, abs=1e-5)
+
+
 def test_index_keeps_window_units_in_step_and_rebuilds_them_for_an_older_index(tmp_path, dense):
     index = DocumentIndex(tmp_path / "idx")
     sentences = ["La solicitud se presenta en el registro.", "El plazo es de diez días.",
