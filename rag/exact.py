@@ -17,7 +17,8 @@ The cache is used only when its model is the index's and it holds Chroma's ids: 
 another process's ingest, another embedder) reads Chroma again. Listing Chroma's ids to compare takes seconds too
 (about 1.4 s per 100,000), so an index folder that keeps a generation (a token the index renews before each write
 to Chroma, ``DocumentIndex.generation``) compares that instead: a cache saved at the store's present generation
-holds its ids.
+holds its ids. A process that writes before it has loaded the matrix (``rag ingest``) drops the cache file
+instead: ids alone cannot tell that a known id got a new vector (a window's, when its reach or heading changed).
 
 Above ``shortlist_above`` searched vectors (200,000 by default, ``RAG_DENSE_SHORTLIST_ABOVE``), a search first
 ranks them by compact copies (``rag.quantized``: binary codes, then int8 vectors; kept with the cache, the int8
