@@ -28,7 +28,6 @@ from eval.metrics import DEFAULT_KS, evaluate_run
 from eval.qa import QAItem
 from ingest.manifest import config_key
 from ingest.pipeline import FolderIngestor, PlannedFile
-from rag.documents import rank_documents
 from rag.embedder import CachedEmbedder, SentenceTransformerEmbedder
 from rag.generator import Generator, generator_from_settings
 from rag.index import DocumentIndex
@@ -197,10 +196,9 @@ class Evaluator:
         latencies = []
         for qid in tqdm(qids, desc=f"retrieving {config.name}", unit="query"):
             started = time.perf_counter()
-            hits = pipeline.search(dataset.queries[qid], depth=depth).hits  # the answers' own retrieval step
+            documents = pipeline.search(dataset.queries[qid], depth=depth).documents  # the answers' own retrieval
             latencies.append((time.perf_counter() - started) * 1000)
             result.query_ms[qid] = latencies[-1]
-            documents = rank_documents(hits, decay=self.settings.document_decay)
             result.run[qid] = [(d.source, d.score) for d in documents]
             result.carried_by[qid] = {d.source: list(d.chunk_ids) for d in documents[:10]}
         qrels = {q: dataset.qrels[q] for q in qids}

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 
 import numpy as np
@@ -16,7 +16,7 @@ from rag.analysis import detect_language
 from rag.answerability import DEFAULT_PATH as ANSWERABILITY_PATH
 from rag.answerability import AnswerabilityModel, unit_features
 from rag.compression import ContextCompressor, merge_windows
-from rag.documents import rank_documents
+from rag.documents import DocumentHit, FusedDocument, rank_documents
 from rag.embedder import (
     CachedEmbedder,
     Embedder,
@@ -43,7 +43,7 @@ from rag.prompt import ABSTENTION, abstention, build_messages
 from rag.reranker import Reranker, load_reranker
 from rag.retriever import Filters, HybridRetriever
 from rag.settings import AnswerMode, Settings
-from rag.types import Answer, Citation, ScoredChunk, Trace
+from rag.types import Answer, Chunk, Citation, ScoredChunk, Trace
 
 log = logging.getLogger(__name__)
 # How many chunks before and after a hit a sentence quoted from its (possibly merged) window is looked for.
@@ -87,6 +87,8 @@ class Search:
     parts: list[str]
     hits: list[ScoredChunk]
     trace: Trace
+    # Which documents say it, best first, with the chunks that carried each (rag/documents.py).
+    documents: list[DocumentHit] = field(default_factory=list)
 
 
 @dataclass
@@ -151,6 +153,9 @@ class QueryPipeline:
         self._reranker: Reranker | None = None
         self._reranker_fallback: str | None = None
         self._reranker_lock = threading.Lock()
+        # doc_id -> file name, for naming fused documents: a doc_id is a hash of the file's key, so the pair
+        # never changes (read once per document, not once per question: ~0.25 ms a chunk).
+        self._sources: dict[str, str] = {}
         self._warming = False  # a warm-up is running: not ready yet
         self._warmed = False  # a warm-up finished: never warmed again
 
@@ -281,7 +286,8 @@ class QueryPipeline:
         hits = retrieved.hits
         # A multi-part question is re-ranked, gated and grounded per part, so that each part gets its sources.
         parts = [e.text for e in expansions if e.kind == "sub-question"] or [question]
-        if self.settings.rerank if opts.rerank is None else opts.rerank:
+        reranked = self.settings.rerank if opts.rerank is None else opts.rerank
+        if reranked:
             with _timed(trace, "rerank"):
                 reranker = self.reranker
                 pool, rest = hits[:self.settings.rerank_candidates], hits[self.settings.rerank_candidates:]
@@ -291,9 +297,29 @@ class QueryPipeline:
             trace.details["reranker"] = reranker.name
             if self._reranker_fallback:
                 trace.details["reranker_fallback"] = self._reranker_fallback
-        # Which documents say it, and which chunks carried each ("which document says X" questions).
-        trace.details["documents"] = [d.to_dict() for d in rank_documents(hits, self.settings.document_decay)[:5]]
-        return Search(question, language, parts, hits, trace)
+        # Which documents say it, and which chunks carried each ("which document says X" questions): from the
+        # retrievers' scored lists, unless a re-ranking model re-ordered the chunks (its order is then the better
+        # judge) or the settings ask for the chunk order.
+        by_model = reranked and self._reranker_fallback is None
+        if by_model or self.settings.document_ranking == "chunks" or not retrieved.documents:
+            documents = rank_documents(hits, self.settings.document_decay)
+        else:
+            documents = self._named(retrieved.documents[:max(depth or 0, 5)], hits)
+        trace.details["documents"] = [d.to_dict() for d in documents[:5]]
+        return Search(question, language, parts, hits, trace, documents)
+
+    def _named(self, documents: list[FusedDocument], hits: list[ScoredChunk]) -> list[DocumentHit]:
+        """The documents with their file names: read off the hits, else remembered, else off each one's best chunk
+        (one read for all of them)."""
+        sources = self._sources
+        if len(sources) > 200_000:
+            sources.clear()
+        sources.update({Chunk.document_id(h.chunk.id): h.chunk.metadata.source for h in hits})
+        missing = [d.chunk_ids[0] for d in documents if d.doc_id not in sources]
+        if missing:
+            sources.update({Chunk.document_id(cid): chunk.metadata.source
+                            for cid, chunk in self.index.get(missing).items()})
+        return [DocumentHit(sources[d.doc_id], d.score, d.chunk_ids) for d in documents if d.doc_id in sources]
 
     def stream(self, question: str, options: QueryOptions | None = None) -> Iterator[str | Answer]:
         """Yields generated text pieces as they come, then the final ``Answer``: search, gate (relevance and

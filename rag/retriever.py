@@ -9,6 +9,7 @@ from typing import Any
 
 from rag.analysis import SUPPORTED_LANGUAGES
 from rag.backend import RetrievalBackend
+from rag.documents import FusedDocument, fuse_documents
 from rag.embedder import Embedder, embed_queries
 from rag.errors import InvalidRequest
 from rag.expansion import ExpandedQuery
@@ -56,6 +57,8 @@ class RetrievalResult:
     hits: list[ScoredChunk]
     timings_ms: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # Documents scored from the retrievers' lists before the chunks are fused (rag/documents.py), best first.
+    documents: list[FusedDocument] = field(default_factory=list)
 
 
 class HybridRetriever:
@@ -184,7 +187,9 @@ class HybridRetriever:
                 # with a dense model for every language: an English-only one's ranks mean nothing there.
                 unseen = self.other_language_ids(language)
                 stand_ins = {name: name.replace("bm25", "dense", 1) for name in rankings if name.startswith("bm25")}
-            fused = self.fusion_for(language, mode).fuse_ids(rankings, unseen=unseen, stand_ins=stand_ins)
+            fusion = self.fusion_for(language, mode)
+            fused = fusion.fuse_ids(rankings, unseen=unseen, stand_ins=stand_ins)
+            result.documents = fuse_documents(found, fusion.weights, unseen=unseen, stand_ins=stand_ins)
             result.timings_ms["fusion"] = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
             result.hits = self._fetched(fused, top_k)

@@ -82,6 +82,12 @@ class Chunk:
         digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
         return f"{doc_id}-{ordinal:05d}-{digest}"
 
+    @staticmethod
+    def document_id(chunk_id: str) -> str:
+        """The ``doc_id`` a chunk id was made with (``make_id``): the retrievers' lists hold ids alone, and
+        the document ranking groups them by document without reading the chunks."""
+        return chunk_id.rsplit("-", 2)[0]
+
     @property
     def context_text(self) -> str:
         """The text handed to the generator (the sentence window when there is one)."""

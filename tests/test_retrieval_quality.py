@@ -13,8 +13,9 @@ import pytest
 from ingest.pipeline import FolderIngestor
 from rag.analysis import ANALYSIS_VERSION, Analyzer
 from rag.bm25 import BM25Index
-from rag.documents import rank_documents
+from rag.documents import fuse_documents, rank_documents
 from rag.embedder import E5Embedder, embed_queries
+from rag.fusion import ReciprocalRankFusion
 from rag.index import DocumentIndex, window_units
 from rag.retriever import HybridRetriever
 from rag.settings import Settings
@@ -250,6 +251,56 @@ def test_documents_rank_by_their_best_chunks_and_name_them():
     assert summed[0].score == pytest.approx(1 / 62 + 0.5 / 63 + 0.25 / 64)
     with pytest.raises(ValueError, match="decay"):
         rank_documents(hits, decay=2.0)
+
+
+def test_a_document_scores_from_every_list_so_two_of_its_sentences_add_up():
+    """Doc a's sentence 0 tops BM25 and its sentence 1 tops dense; doc b's one sentence is second in both. A fusion
+    of chunks ranks b first (only it collects two ranks); the document fusion sums a's best in each list."""
+    rankings = {"bm25": [("a-00000-s0", 12.0), ("b-00000-s0", 10.0), ("c-00000-s0", 4.0), ("a-00001-s1", 2.0)],
+                "dense": [("a-00001-s1", 0.86), ("b-00000-s0", 0.84), ("c-00000-s0", 0.70), ("a-00000-s0", 0.69)]}
+    fused_chunks = ReciprocalRankFusion(k=20).fuse_ids({n: [c for c, _ in p] for n, p in rankings.items()})
+    assert fused_chunks[0][0] == "b-00000-s0"
+    documents = fuse_documents(rankings)
+    assert [d.doc_id for d in documents] == ["a", "b", "c"]
+    assert documents[0].score == pytest.approx(2.0) and set(documents[0].chunk_ids) == {"a-00000-s0", "a-00001-s1"}
+    assert documents[1].score == pytest.approx((10 - 2) / 10 + (0.84 - 0.69) / (0.86 - 0.69))
+    # Weights follow the retriever (an expansion's list "dense#1" weighs as "dense"); weight 0 drops a list.
+    weighted = fuse_documents({**rankings, "dense#1": rankings["dense"]}, {"bm25": 1.0, "dense": 0.0})
+    assert [d.doc_id for d in weighted] == ["a", "b", "c"] and weighted[0].chunk_ids == ("a-00000-s0",)
+    # A list of equal scores gives each document 1; an empty list adds nothing.
+    assert [d.score for d in fuse_documents({"bm25": [("x-0-a", 3.0), ("y-0-b", 3.0)], "dense": []})] == [1.0, 1.0]
+
+
+def test_a_document_blind_to_a_list_counts_there_at_its_stand_in_score():
+    """A Spanish document for an English query: BM25 cannot match it, its dense score stands in (as in the chunk
+    fusion's stand-ins)."""
+    rankings = {"bm25": [("en-0-a", 8.0), ("en2-0-b", 1.0)], "dense": [("es-0-c", 0.9), ("en-0-a", 0.5)]}
+    plain = fuse_documents(rankings)
+    assert [d.doc_id for d in plain][:2] == ["en", "es"]
+    helped = fuse_documents(rankings, unseen={"es-0-c"}, stand_ins={"bm25": "dense"})
+    assert helped[0].doc_id == "es" and helped[0].score == pytest.approx(2.0)
+
+
+def test_search_names_the_fused_documents_even_those_without_a_hit(demo_settings, embedder):
+    """The search's documents come from the retrievers' lists; a document none of whose chunks made the
+    hits is named from its best chunk, and ``RAG_DOCUMENT_RANKING=chunks`` keeps the chunk order's ranking."""
+    from rag.pipeline import QueryPipeline
+    from tests.conftest import ScriptedGenerator
+
+    index = DocumentIndex.from_settings(demo_settings)
+    pipeline = QueryPipeline(demo_settings, index, embedder, ScriptedGenerator())
+    found = pipeline.search("¿Cuántos días puedo teletrabajar a la semana?", depth=1)
+    assert len(found.hits) == 1 and len(found.documents) >= 3
+    assert found.documents[0].source == "politica_teletrabajo.md"
+    assert len({d.source for d in found.documents}) == len(found.documents)
+    for document in found.documents:  # named right, also where no hit carried the document
+        chunks = index.get(list(document.chunk_ids))
+        assert chunks and {c.metadata.source for c in chunks.values()} == {document.source}
+    assert any(d.source != found.hits[0].chunk.metadata.source for d in found.documents)
+    by_chunks = QueryPipeline(demo_settings.with_overrides(document_ranking="chunks"), index, embedder,
+                              ScriptedGenerator()).search("¿Cuántos días puedo teletrabajar a la semana?", depth=1)
+    assert [d.source for d in by_chunks.documents] == [d.source for d in rank_documents(by_chunks.hits)]
+    assert len(by_chunks.documents) == 1
 
 
 def test_query_trace_names_the_documents_and_the_chunks_that_carried_them(demo_settings, embedder):
