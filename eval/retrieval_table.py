@@ -36,9 +36,10 @@ from rag.offline import ensure_offline
 from rag.settings import Settings
 
 SYSTEMS = ("bm25", "dense-minilm", "dense-e5", "rrf-minilm", "rrf-e5", "previous", "default")
-# The product as it was before issue 18 (sentence units, MiniLM dense for English queries only).
+# The product as it was before issue 18 (sentence units, MiniLM dense for English queries only, documents
+# ranked by their best chunk in the fused order).
 PREVIOUS = {"dense_model": "embedder", "dense_languages": ["en"], "window_weight": 0.0, "rrf_k": 60,
-            "reranker_fallback": "embedder", "dense_search": "hnsw"}
+            "reranker_fallback": "embedder", "dense_search": "hnsw", "document_ranking": "chunks"}
 
 
 def halves(qids: list[str]) -> dict[str, list[str]]:
