@@ -219,12 +219,16 @@ def _embedder_id(settings: Settings) -> str:
 
 
 def _embed_headings(settings: Settings):
-    """The dense embedder's ``embed``, loaded on first use (window units' headings, ``rag.index``)."""
-    def embed(texts: list[str]):
-        from rag.embedder import SentenceTransformerEmbedder, dense_embedder
+    """The dense embedder's ``embed``, loaded on first use and kept (window units' headings, ``rag.index``)."""
+    loaded = []
 
-        judge = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
-        return dense_embedder(settings.dense_model, judge, settings.embed_batch_size).embed(texts)
+    def embed(texts: list[str]):
+        if not loaded:
+            from rag.embedder import SentenceTransformerEmbedder, dense_embedder
+
+            judge = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
+            loaded.append(dense_embedder(settings.dense_model, judge, settings.embed_batch_size))
+        return loaded[0].embed(texts)
     return embed
 
 

@@ -401,17 +401,19 @@ def window_units(chunks: list[Chunk], embeddings: np.ndarray, headings: Mapping[
         for ordinal, i in doc.items():
             reach = _window_size(chunks[i])
             members = [doc[o] for o in range(ordinal - reach, ordinal + reach + 1) if o in doc]
-            vector = embeddings[members].mean(axis=0)
-            norm = float(np.linalg.norm(vector))
-            vectors[i] = vector / norm if norm > 0 else vector
+            vectors[i] = _unit(embeddings[members].mean(axis=0))
     if headings and heading_weight:
         for i, chunk in enumerate(chunks):
             heading = headings.get(chunk.metadata.section or "")
             if heading is not None:
-                vector = vectors[i] + heading_weight * heading
-                norm = float(np.linalg.norm(vector))
-                vectors[i] = vector / norm if norm > 0 else vector
+                vectors[i] = _unit(vectors[i] + heading_weight * heading)
     return list(chunks), vectors
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to length 1 (a zero vector as it is)."""
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
 
 
 def _window_size(chunk: Chunk) -> int:
