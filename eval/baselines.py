@@ -1,9 +1,11 @@
 """Plain baselines over whole documents, to measure the product's retrieval against (issue 18).
 
 Each document is one unit: BM25 over its analysed terms (the product's analyser and BM25, stemmed, in the
-document's language), dense over one vector of its title and text (the embedder cuts what does not fit), and
-plain reciprocal rank fusion of the two (k = 60, equal weights, the top 100 of each). Nothing is chunked,
-expanded or re-ranked. Document vectors are cached next to the evaluation indexes by corpus and model.
+document's language), dense over one vector of its title and text (the embedder cuts what does not fit),
+plain reciprocal rank fusion of the two (k = 60, equal weights, the top 100 of each), and a score fusion of
+the two (each list's scores min-max normalised, summed with equal weights: the fusion the product ranks
+documents with, ``rag.documents.fuse_documents``, here over whole documents). Nothing is chunked, expanded or
+re-ranked. Document vectors are cached next to the evaluation indexes by corpus and model.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from eval.beir import BeirDataset
 from rag.analysis import Analyzer, detect_language
 from rag.bm25 import BM25Index
+from rag.documents import fuse_documents
 from rag.embedder import Embedder, embed_queries
 
 DEPTH = 100
@@ -24,10 +27,11 @@ DEPTH = 100
 
 @dataclass
 class BaselineRun:
-    """Rankings (query id -> document ids, best first) and per-query latency in ms."""
+    """Rankings (query id -> document ids, best first), their scores, and per-query latency in ms."""
 
     name: str
     run: dict[str, list[str]] = field(default_factory=dict)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # query id -> the scores of ``run``'s documents
     latencies_ms: list[float] = field(default_factory=list)
     index_s: float = 0.0
 
@@ -72,6 +76,7 @@ class WholeDocumentBaselines:
             found = index.search(terms, DEPTH)
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
             result.run[qid] = [self.ids[int(i)] for i, _ in found]
+            result.scores[qid] = [float(score) for _, score in found]
         return result
 
     def _vectors(self, embedder: Embedder) -> tuple[np.ndarray, float]:
@@ -97,6 +102,7 @@ class WholeDocumentBaselines:
             top = np.argsort(-scores)[:DEPTH]
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
             result.run[qid] = [self.ids[i] for i in top]
+            result.scores[qid] = [float(scores[i]) for i in top]
         return result
 
     @staticmethod
@@ -109,4 +115,18 @@ class WholeDocumentBaselines:
                     scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
             result.run[qid] = sorted(scores, key=lambda d: (-scores[d], d))[:DEPTH]
         result.latencies_ms = [a + b for a, b in zip(bm25.latencies_ms, dense.latencies_ms, strict=True)]
+        return result
+
+    @staticmethod
+    def score_fusion(bm25: BaselineRun, dense: BaselineRun, label: str) -> BaselineRun:
+        """Each list's scores min-max normalised and summed, equal weights (``rag.documents.fuse_documents``)."""
+        result = BaselineRun(f"score fusion BM25 + {label} (whole documents)", index_s=bm25.index_s + dense.index_s)
+        for qid in bm25.run:
+            started = time.perf_counter()
+            lists = {name: list(zip(run.run.get(qid, []), run.scores.get(qid, []), strict=True))
+                     for name, run in (("bm25", bm25), ("dense", dense))}
+            result.run[qid] = [d.doc_id for d in fuse_documents(lists, document_of=str)][:DEPTH]
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+        result.latencies_ms = [a + b + c for a, b, c in zip(bm25.latencies_ms, dense.latencies_ms,
+                                                             result.latencies_ms, strict=True)]
         return result

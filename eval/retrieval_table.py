@@ -4,7 +4,8 @@
     python -m eval.retrieval_table eval/sets/statutes_es.jsonl --docs ../shared/corpus/pdf_text
 
 Rows (``--systems``, comma-separated, default all): ``bm25``, ``dense-minilm``, ``dense-e5`` (whole documents),
-``rrf-minilm``, ``rrf-e5`` (plain RRF of BM25 and that dense ranking, whole documents), ``previous`` (the product
+``rrf-minilm``, ``rrf-e5`` (plain RRF of BM25 and that dense ranking, whole documents), ``scores-minilm``,
+``scores-e5`` (the two lists' min-max normalised scores summed, whole documents), ``previous`` (the product
 before issue 18: sentence units only, all-MiniLM-L6-v2 as the dense side, English-only dense) and ``default``
 (the product with the current settings). The product rows index the corpus from scratch in a fresh folder, so
 their index time is real; a document ranks where its best chunk ranks. Columns: NDCG@10, MRR@10, recall@100,
@@ -35,7 +36,8 @@ from rag.embedder import E5Embedder, SentenceTransformerEmbedder, dense_embedder
 from rag.offline import ensure_offline
 from rag.settings import Settings
 
-SYSTEMS = ("bm25", "dense-minilm", "dense-e5", "rrf-minilm", "rrf-e5", "previous", "default")
+SYSTEMS = ("bm25", "dense-minilm", "dense-e5", "rrf-minilm", "rrf-e5", "scores-minilm", "scores-e5", "previous",
+           "default")
 # The product as it was before issue 18 (sentence units, MiniLM dense for English queries only, documents
 # ranked by their best chunk in the fused order).
 PREVIOUS = {"dense_model": "embedder", "dense_languages": ["en"], "window_weight": 0.0, "rrf_k": 60,
@@ -119,18 +121,22 @@ def run(folder: Path, systems: list[str], settings: Settings, work: Path) -> dic
     def keep(result: BaselineRun) -> None:
         runs[result.name] = (result.run, dict(zip(qids, result.latencies_ms, strict=True)), result.index_s)
 
-    bm25 = baselines.bm25(qids) if {"bm25", "rrf-minilm", "rrf-e5"} & set(systems) else None
+    fused = {f"{kind}-{label}" for kind in ("rrf", "scores") for label in ("minilm", "e5")}
+    bm25 = baselines.bm25(qids) if ({"bm25"} | fused) & set(systems) else None
     if "bm25" in systems:
         keep(bm25)
     for label, make in (("minilm", lambda: SentenceTransformerEmbedder(settings.embedder_model,
                                                                        batch_size=settings.embed_batch_size)),
                         ("e5", lambda: dense_embedder(E5Embedder.NAME, None, settings.embed_batch_size))):
-        if {f"dense-{label}", f"rrf-{label}"} & set(systems):
+        if {f"dense-{label}", f"rrf-{label}", f"scores-{label}"} & set(systems):
             dense = baselines.dense(qids, make(), "all-MiniLM-L6-v2" if label == "minilm" else "multilingual-e5-small")
             if f"dense-{label}" in systems:
                 keep(dense)
+            model = dense.name.split(" (")[0].removeprefix("dense ")
             if f"rrf-{label}" in systems:
-                keep(baselines.rrf(bm25, dense, dense.name.split(" (")[0].removeprefix("dense ")))
+                keep(baselines.rrf(bm25, dense, model))
+            if f"scores-{label}" in systems:
+                keep(baselines.score_fusion(bm25, dense, model))
     for system in ("previous", "default"):
         if system in systems:
             overrides = dict(PREVIOUS) if system == "previous" else {}

@@ -332,12 +332,27 @@ def test_retrieval_table_runs_baselines_and_the_product_on_one_set(tmp_path, emb
                                               "q4\td1\t1\n", encoding="utf-8")
     out = tmp_path / "table.json"
     assert main([str(folder), "--half", "all", "--work", str(tmp_path / "work"), "--out", str(out),
-                 "--systems", "bm25,dense-e5,rrf-e5,default"]) == 0
+                 "--systems", "bm25,dense-e5,rrf-e5,scores-e5,default"]) == 0
     rows = {r["system"].split(" (")[0]: r for r in json.loads(out.read_text())["halves"]["all"]}
     assert set(rows) == {"BM25", "dense multilingual-e5-small", "plain RRF BM25 + multilingual-e5-small",
-                         "new default"}
+                         "score fusion BM25 + multilingual-e5-small", "new default"}
     assert rows["new default"]["ndcg@10"] == pytest.approx(1.0) and rows["new default"]["index_s"] > 0
     assert all(0.0 <= r["ndcg@10"] <= 1.0 and r["p50_ms"] is not None for r in rows.values())
+
+
+def test_the_score_fusion_baseline_sums_min_max_scores_where_rrf_sees_only_ranks():
+    from eval.baselines import BaselineRun, WholeDocumentBaselines
+
+    bm25 = BaselineRun("bm25", run={"q": ["a", "b", "c", "d"]}, scores={"q": [10.0, 8.0, 1.0, 0.0]},
+                       latencies_ms=[1.0])
+    dense = BaselineRun("dense", run={"q": ["c", "b", "a", "d"]}, scores={"q": [0.9, 0.8, 0.5, 0.4]},
+                        latencies_ms=[2.0])
+    # min-max: a 1 + 0.2, b 0.8 + 0.8, c 0.1 + 1, d 0 + 0
+    fused = WholeDocumentBaselines.score_fusion(bm25, dense, "e5")
+    assert fused.run["q"] == ["b", "a", "c", "d"]
+    assert fused.name == "score fusion BM25 + e5 (whole documents)" and fused.latencies_ms[0] >= 3.0
+    # Reciprocal rank fusion sees only the ranks: b (2nd and 2nd) falls behind a and c (1st and 3rd).
+    assert WholeDocumentBaselines.rrf(bm25, dense, "e5").run["q"] == ["a", "c", "b", "d"]
 
 
 def test_a_qa_file_over_pdfs_becomes_a_page_level_set(tmp_path):
