@@ -7,10 +7,12 @@ Rows (``--systems``, comma-separated, default all): ``bm25``, ``dense-minilm``, 
 ``rrf-minilm``, ``rrf-e5`` (plain RRF of BM25 and that dense ranking, whole documents), ``scores-minilm``,
 ``scores-e5`` (the two lists' min-max normalised scores summed, whole documents), ``previous`` (the product
 before issue 18: sentence units only, all-MiniLM-L6-v2 as the dense side, English-only dense) and ``default``
-(the product with the current settings). The product rows index the corpus from scratch in a fresh folder, so
-their index time is real; a document ranks where its best chunk ranks. Columns: NDCG@10, MRR@10, recall@100,
-p50 retrieval latency per query, index time. Queries (sorted by id) alternate between a ``tune`` half (even
-positions) and a ``report`` half (odd positions): settings are chosen on ``tune`` and reported on ``report``.
+(the product with the current settings). The product rows index the corpus in ``--work`` (a new temporary
+folder unless given; an index already there is reused and its index time shows 0) and rank documents as the
+product does (``RAG_DOCUMENT_RANKING``; the previous default by its best fused chunk). Columns: NDCG@10,
+MRR@10, recall@100, p50 retrieval latency per query, index time. Queries (sorted by id) alternate between a
+``tune`` half (even positions) and a ``report`` half (odd positions): settings are chosen on ``tune`` and reported
+on ``report``.
 
 A QA file (``--docs`` folder of PDFs) is turned into a page-level set: every page of every PDF (as the product
 parses it, tables included) is a document, each answerable question's gold pages are its relevant ones.
