@@ -131,10 +131,10 @@ def run(folder: Path, systems: list[str], settings: Settings, work: Path) -> dic
                                                                        batch_size=settings.embed_batch_size)),
                         ("e5", lambda: dense_embedder(E5Embedder.NAME, None, settings.embed_batch_size))):
         if {f"dense-{label}", f"rrf-{label}", f"scores-{label}"} & set(systems):
-            dense = baselines.dense(qids, make(), "all-MiniLM-L6-v2" if label == "minilm" else "multilingual-e5-small")
+            model = "all-MiniLM-L6-v2" if label == "minilm" else "multilingual-e5-small"
+            dense = baselines.dense(qids, make(), model)
             if f"dense-{label}" in systems:
                 keep(dense)
-            model = dense.name.split(" (")[0].removeprefix("dense ")
             if f"rrf-{label}" in systems:
                 keep(baselines.rrf(bm25, dense, model))
             if f"scores-{label}" in systems:
