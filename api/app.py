@@ -13,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.deps import require_api_key
-from api.gate import ModelBusy
+from api import security
+from api.gate import ModelBusy, RequestTimeout
+from api.limits import BodyLimit, TimeLimit, Workers
 from api.routes import collections, docs, documents, handover, health, openai_compat, query, ui
 from api.schemas import ERROR_RESPONSES
 from api.services import Services
@@ -53,12 +55,19 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
         yield
         if stop_watching is not None:
             stop_watching.set()
+        app.state.workers.cancel_all()  # work still running stops at its next step: SIGTERM ends the server
         app.state.services.jobs.shutdown()
 
     app = FastAPI(title="local-rag", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None,  # mounted by api/routes/docs.py, behind the key
                   description="Private question answering over your own documents; nothing leaves this machine.")
     app.state.services = Services.build(settings, pipeline or QueryPipeline.from_settings(settings))
+    app.state.workers = Workers()
+    # Innermost first: the time limit, the body limit, then Host, cross-site and headers (api/security.py);
+    # the audit log and CORS outside them, so that refusals are logged and CORS answers preflights.
+    app.add_middleware(TimeLimit, seconds=settings.request_timeout_s)
+    app.add_middleware(BodyLimit, settings=settings)
+    security.install(app, settings)
     if settings.audit_log is not None:
         from api.audit import AuditLog
 
@@ -79,6 +88,10 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
     @app.exception_handler(ModelBusy)
     async def model_busy(_: Request, exc: ModelBusy) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": f"{exc}; retry shortly"}, headers={"Retry-After": "2"})
+
+    @app.exception_handler(RequestTimeout)
+    async def timed_out(_: Request, exc: RequestTimeout) -> JSONResponse:
+        return JSONResponse(status_code=504, content={"detail": str(exc)})
 
     @app.exception_handler(ModelNotFoundError)
     async def model_missing(_: Request, exc: ModelNotFoundError) -> JSONResponse:

@@ -17,6 +17,7 @@ JobState = Literal["queued", "running", "done", "failed"]
 class Job:
     id: str
     file_name: str
+    collection: str = "default"  # a job belongs to its collection: only keys that may write there see it
     state: JobState = "queued"
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
@@ -36,12 +37,13 @@ class JobQueue:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, file_name: str, work: Callable[[], dict[str, Any]]) -> Job:
-        return self.submit_tracked(file_name, lambda _: work())
+    def submit(self, file_name: str, work: Callable[[], dict[str, Any]], collection: str = "default") -> Job:
+        return self.submit_tracked(file_name, lambda _: work(), collection)
 
-    def submit_tracked(self, file_name: str, work: Callable[[Job], dict[str, Any]]) -> Job:
+    def submit_tracked(self, file_name: str, work: Callable[[Job], dict[str, Any]],
+                       collection: str = "default") -> Job:
         """Like ``submit``; ``work`` gets its job, to report progress in ``job.progress``."""
-        job = Job(uuid.uuid4().hex, file_name)
+        job = Job(uuid.uuid4().hex, file_name, collection)
         with self._lock:
             self._jobs[job.id] = job
         self._pool.submit(self._run, job, work)

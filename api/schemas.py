@@ -22,10 +22,14 @@ class QueryFilters(BaseModel):
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(..., min_length=1, max_length=4000, description="The question, in Spanish or English.")
-    history: list[str] = Field(default_factory=list, max_length=20,
+    # The lengths are settings (RAG_MAX_TEXT_CHARS, default 4,000 characters; RAG_MAX_HISTORY, 20), checked by
+    # the route: api/limits.py.
+    question: str = Field(..., min_length=1, description="The question, in Spanish or English (at most "
+                                                         "RAG_MAX_TEXT_CHARS characters, default 4,000).")
+    history: list[str] = Field(default_factory=list,
                                description="The conversation's earlier questions, oldest first: a follow-up "
-                                           "(\"¿Y las leves?\") is searched with their topic.")
+                                           "(\"¿Y las leves?\") is searched with their topic (at most "
+                                           "RAG_MAX_HISTORY items, default 20).")
     collection: str | None = Field(None, max_length=63, description="The collection to search (default: the "
                                                                      "default collection); GET /v1/collections.")
     top_k: int | None = Field(None, ge=1, le=50, description="Sources handed to the model.")
@@ -74,7 +78,7 @@ class QueryStreamRequest(QueryRequest):
 class ChunksRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., min_length=1, max_length=4000)
+    text: str = Field(..., min_length=1, description="At most RAG_MAX_TEXT_CHARS characters (default 4,000).")
     limit: int = Field(10, ge=1, le=100)
     collection: str | None = Field(None, max_length=63, description="The collection to search (default: the "
                                                                      "default collection); GET /v1/collections.")
@@ -101,7 +105,7 @@ class ChunksResponse(BaseModel):
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str = Field(description="At most RAG_MAX_TEXT_CHARS characters (default 4,000).")
 
 
 class ChatRequest(BaseModel):
@@ -109,7 +113,7 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (n, user, ...)
 
-    messages: list[ChatMessage] = Field(..., min_length=1)
+    messages: list[ChatMessage] = Field(..., min_length=1, description="At most RAG_MAX_MESSAGES (default 32).")
     model: str | None = Field(None, description="A collection's name searches that collection (GET /v1/models "
                                                 "lists them); anything else, the default collection.")
     stream: bool = False
@@ -128,7 +132,8 @@ class ChatRequest(BaseModel):
 class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    input: str | list[str]
+    input: str | list[str] = Field(description="At most RAG_MAX_EMBEDDING_INPUTS texts (default 256) of at most "
+                                               "RAG_MAX_TEXT_CHARS characters (default 4,000).")
     model: str | None = None
 
 
@@ -207,6 +212,7 @@ class IngestResult(BaseModel):
 class JobOut(BaseModel):
     id: str
     file_name: str
+    collection: str = Field("default", description="The collection the job ingests into.")
     state: Literal["queued", "running", "done", "failed"]
     created_at: float
     finished_at: float | None = None
@@ -299,5 +305,7 @@ class ErrorOut(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in (
         (401, "missing or wrong API key"), (403, "the key may not do this in this collection"),
-        (404, "no such collection, document or job"), (422, "the request is invalid; the message says why"),
+        (404, "no such collection, document or job"), (413, "the request body is over its limit"),
+        (422, "the request is invalid; the message says why"),
+        (504, "the request ran past its time limit (RAG_REQUEST_TIMEOUT_S) and was stopped"),
         (500, "a fault of the server; the log has the details under request_id"))}

@@ -90,16 +90,11 @@ class Services:
     def build(cls, settings: Settings, pipeline: QueryPipeline, gate: ModelGate | None = None,
               jobs: JobQueue | None = None, name: str = DEFAULT_COLLECTION, root: Settings | None = None) -> Services:
         ingestor = FolderIngestor(settings, index=pipeline.index, embedder=pipeline.embedder)
-        # A server killed in the middle of an ingest left chunks that no manifest entry owns, or entries whose
-        # chunks an index lacks: repair before the first query, so that both indexes and the list agree.
-        # Dropped uploads are then no longer in the manifest, so resume_uploads ingests them again.
-        removed, redone = ingestor.repair()
-        if removed:
-            log.warning("repaired the index at start: %d orphaned chunks removed", removed)
-        uploads = settings.uploads.resolve()
-        for key, source in redone.items():  # the manifest key is the file's path
-            if Path(key).parent != uploads:
-                log.warning("repaired the index at start: %s dropped; ingest its folder again", source)
+        # A server killed in the middle of an ingest left a journal of what it was writing, a manifest may have
+        # been lost or put back from an older copy, a derived file removed: repair before the first query, so
+        # that every store and the list agree (``ingest.repair``: nothing a user did not remove is deleted).
+        # Uploads whose write was undone are not in the manifest, so resume_uploads ingests them again.
+        ingestor.repair()
         services = cls(settings, pipeline, ingestor, gate or ModelGate(settings.max_waiting_requests),
                        jobs or JobQueue(), name=name, root=root,
                        keys=KeyStore((root or settings).index_dir))
@@ -113,7 +108,7 @@ class Services:
         files = self.ingestor.manifest.files  # a copy
         if uploads.is_dir() and any(str(p) not in files for p in uploads.iterdir() if p.is_file()):
             log.warning("resuming uploads that were not ingested when the server stopped")
-            self.jobs.submit(uploads.name, lambda: self.ingest(uploads))
+            self.jobs.submit(uploads.name, lambda: self.ingest(uploads), self.name)
 
     def ingest(self, path: Path) -> dict[str, Any]:
         with self.ingest_lock:
@@ -133,10 +128,11 @@ class Services:
                 "failed": [asdict(f) for f in report.failed], "chunks": report.chunks, "pages": report.pages,
                 "seconds": round(report.seconds, 3), "summary": report.summary()}
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        """A job's state for the status routes; ``LookupError`` when there is no such job."""
+    def job(self, job_id: str, may_see: Callable[[str], bool] = lambda _: True) -> dict[str, Any]:
+        """A job's state for the status routes; ``LookupError`` when there is no such job or ``may_see`` (given
+        the job's collection) says no: a job of a collection the key cannot see is not there for it."""
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is None or not may_see(job.collection):
             raise LookupError(f"no ingestion job {job_id!r}")
         return job.to_dict()
 
@@ -165,8 +161,7 @@ class Services:
             if found is None:
                 return None
             key, entry = found
-            self.ingestor.index.delete(entry.chunk_ids)
-            self.ingestor.manifest.pop(key)
+            self.ingestor.remove(key)
             self.ingestor.save()
             uploaded = Path(key)
             if uploaded.parent == self.settings.uploads.resolve() and uploaded.exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, IngestError
 from ingest.ocr import OcrUnavailable
 from ingest.pdf import _ranges, page_elements
-from ingest.scan import PageScanner, ScannedPage
+from ingest.scan import PageScanner, ScannedPage, SkippedPage
 from rag.types import Element
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
@@ -28,6 +28,7 @@ class ImageParser:
         self.scanner = scanner
         self.warnings: list[str] = []
         self.scanned: dict[int, ScannedPage] = {}
+        self.skipped: list[SkippedPage] = []  # frames OCR gave nothing for: blank, or the engine failed
 
     @property
     def version(self) -> str:
@@ -36,7 +37,7 @@ class ImageParser:
     def parse(self, path: Path, source: str) -> list[Element]:
         from PIL import Image, UnidentifiedImageError
 
-        self.warnings, self.scanned = [], {}
+        self.warnings, self.scanned, self.skipped = [], {}, []
         if path.stat().st_size == 0:
             raise IngestError(source, EMPTY, "0-byte file")
         if self.scanner is None or not self.scanner.enabled:
@@ -50,25 +51,31 @@ class ImageParser:
             with Image.open(path) as image:
                 if image.width * image.height > _MAX_PIXELS:
                     raise IngestError(source, CORRUPT, f"{image.width}x{image.height} pixels is too large to read")
-                pages = self.scanner.read_images(_frames(image))
+                result = self.scanner.read_images(_frames(image), source)
         except IngestError:
             raise
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             raise IngestError(source, CORRUPT, f"{type(exc).__name__}: {exc}") from exc
-        self.scanned = {page.number: page for page in pages}
-        texts = [page.layout.text for page in pages]
-        tables = {page.number: list(page.layout.tables) for page in pages if page.layout.tables}
+        self.scanned = {page.number: page for page in result.pages}
+        self.skipped = result.skipped
+        count = len(result.pages) + len(result.skipped)
+        texts = [self.scanned[n].layout.text if n in self.scanned else "" for n in range(1, count + 1)]
+        tables = {page.number: list(page.layout.tables) for page in result.pages if page.layout.tables}
         if not any(t.strip() for t in texts) and not tables:
-            raise IngestError(source, NO_TEXT_LAYER, "OCR found no text in the image")
-        empty = [page.number for page in pages if not page.layout.text.strip() and not page.layout.tables]
+            raise IngestError(source, NO_TEXT_LAYER, "OCR found no text in the image"
+                                                     + (": " + ", ".join(map(str, result.skipped))
+                                                        if result.skipped else ""))
+        self.warnings.extend(f"OCR failed on page {page.number} ({page.reason}); page skipped"
+                             for page in result.failed)
+        empty = [p.number for p in result.pages if not p.layout.text.strip() and not p.layout.tables]
         if empty:
             self.warnings.append(f"OCR found no text on page(s) {_ranges(empty)}")
         return page_elements(source, texts, tables)
 
 
 def _frames(image) -> Iterator:
-    """Each frame as its own grayscale copy (a TIFF's pages; one for PNG and JPEG)."""
+    """Each frame as its own copy, upright (a TIFF's pages; one for PNG and JPEG)."""
     from PIL import ImageOps, ImageSequence
 
     for frame in ImageSequence.Iterator(image):
-        yield ImageOps.exif_transpose(frame).convert("L")
+        yield ImageOps.exif_transpose(frame)  # made grey on white paper by ingest.ocr.flatten

@@ -9,6 +9,10 @@ import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+# The key of an entry rebuilt from chunks that do not carry their file's path (made before they did):
+# "unknown:<doc_id>"; the next ingest of that file takes the entry over.
+UNKNOWN_PREFIX = "unknown:"
+
 
 @dataclass
 class FileEntry:
@@ -35,11 +39,20 @@ class Manifest:
         self.path = path
         self._lock = threading.RLock()
         self._files: dict[str, FileEntry] = {}
+        # Why the file on disk could not be read (truncated, not JSON): the index's chunks then rebuild the
+        # entries (``ingest.repair``) rather than being taken for leftovers. None: read, or no file yet.
+        self.unreadable: str | None = None
         if path.exists():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") != self.VERSION:
-                raise ValueError(f"{path}: unsupported manifest version {data.get('version')!r}")
-            self._files = {key: FileEntry(**entry) for key, entry in data["files"].items()}
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                version = data.get("version")
+                files = {key: FileEntry(**entry) for key, entry in data["files"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+                self.unreadable = f"{type(exc).__name__}: {exc}"
+                return
+            if version != self.VERSION:
+                raise ValueError(f"{path}: unsupported manifest version {version!r}")
+            self._files = files
 
     @property
     def files(self) -> dict[str, FileEntry]:
@@ -70,6 +83,12 @@ class Manifest:
     def __contains__(self, key: str) -> bool:
         return key in self._files
 
+    def owner(self, doc_id: str) -> tuple[str, FileEntry] | None:
+        """The key and entry of document ``doc_id`` (None: no entry has it)."""
+        with self._lock:
+            found = next(((k, e) for k, e in self._files.items() if e.doc_id == doc_id), None)
+            return (found[0], _copy(found[1])) if found else None
+
     def chunk_ids(self) -> set[str]:
         with self._lock:
             return {cid for entry in self._files.values() for cid in entry.chunk_ids}
@@ -81,6 +100,7 @@ class Manifest:
         tmp = self.path.with_suffix(f".{threading.get_ident()}.tmp")  # two savers never share a temp file
         tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
+        self.unreadable = None
 
 
 def _copy(entry: FileEntry) -> FileEntry:

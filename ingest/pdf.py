@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, TOO_LARGE, IngestError
 from ingest.ocr import OcrUnavailable
-from ingest.scan import PageScanner, ScannedPage
+from ingest.scan import PageScanner, ScannedPage, SkippedPage
 from ingest.tables import Table
 from ingest.textlayer import is_misdecoded, word_share
 from rag.analysis import fold_accents
@@ -63,6 +63,7 @@ class PdfParser:
         self.scanner = scanner  # None: no OCR; pages without a text layer are reported and skipped
         self.warnings: list[str] = []  # about the last parsed file, e.g. pages without a text layer
         self.scanned: dict[int, ScannedPage] = {}  # the last parsed file's pages read by OCR, by page number
+        self.skipped: list[SkippedPage] = []  # the last parsed file's pages OCR gave nothing for
 
     @property
     def version(self) -> str:
@@ -77,6 +78,7 @@ class PdfParser:
         try:
             self.warnings = []
             self.scanned = {}
+            self.skipped = []
             reader = PdfReader(path, strict=False)
             password = self._unlock(reader, source, path.name)
             if len(reader.pages) > self.max_pages:  # parse time and memory are bounded per file
@@ -96,8 +98,12 @@ class PdfParser:
         for number, page in self.scanned.items():
             page_texts[number - 1] = page.layout.text
         if not any(t.strip() for t in page_texts) and not ocr_tables:
-            raise IngestError(source, NO_TEXT_LAYER, f"{len(page_texts)} pages without extractable text"
-                                                     + ("; OCR found none either" if self.scanned else ""))
+            detail = f"{len(page_texts)} pages without extractable text"
+            if self.scanned or self.skipped:
+                detail += "; OCR found none either"
+            if self.skipped:  # each page and why: "p.2 (blank: one colour)"
+                detail += ": " + ", ".join(map(str, self.skipped))
+            raise IngestError(source, NO_TEXT_LAYER, detail)
 
         # pdfplumber is most of the parsing time: only pages that draw more than the document's usual
         # decoration (a ruled table) or are figure-heavy (an unruled one) are searched for tables.
@@ -113,7 +119,8 @@ class PdfParser:
 
     def _read_scans(self, path: Path, source: str, password: str | None,
                     page_texts: list[str]) -> dict[int, ScannedPage]:
-        """Pages read by OCR, by number; what could not be read goes to the warnings."""
+        """Pages read by OCR, by number; pages OCR gave nothing for (blank, or the engine failed on them) go
+        to ``skipped``, and failures to the warnings."""
         blank = [n for n, t in enumerate(page_texts, start=1) if not t.strip()]
         if self.scanner is None or not self.scanner.enabled:
             if blank:
@@ -124,15 +131,20 @@ class PdfParser:
             if not wanted:
                 return {}
             self.scanner.check()
-            scanned = {page.number: page for page in self.scanner.read_pdf(path, password, page_texts, wanted)}
+            result = self.scanner.read_pdf(path, password, page_texts, wanted)
         except OcrUnavailable as exc:
             if blank:
                 self.warnings.append(f"no text layer on page(s) {_ranges(blank)}, and OCR cannot run: {exc}")
             return {}
-        except Exception as exc:  # noqa: BLE001 - a page that cannot be rendered or read leaves the rest
+        except Exception as exc:  # noqa: BLE001 - pdfium cannot open the file: its text layer stands
             log.warning("%s: OCR failed (%s: %s)", source, type(exc).__name__, exc)
             self.warnings.append(f"OCR failed on this file ({type(exc).__name__}: {exc}); its text layer kept")
             return {}
+        self.skipped = result.skipped
+        self.warnings.extend(f"OCR failed on page {p.number} ({p.reason}); "
+                             + ("its text layer kept" if page_texts[p.number - 1].strip() else "page skipped")
+                             for p in result.failed)
+        scanned = {page.number: page for page in result.pages}
         empty = [n for n, page in scanned.items() if not page.layout.text.strip() and not page.layout.tables]
         if empty:
             self.warnings.append(f"OCR found no text on page(s) {_ranges(empty)}")

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from tqdm import tqdm
 from ingest.chunkers import Chunker, make_chunker
 from ingest.errors import UNSUPPORTED, IndexWriteError, IngestError
 from ingest.images import IMAGE_SUFFIXES, ImageParser
-from ingest.manifest import FileEntry, Manifest, config_key, file_hash
+from ingest.journal import JOURNAL_FILE, IngestJournal
+from ingest.manifest import UNKNOWN_PREFIX, FileEntry, Manifest, config_key, file_hash
 from ingest.ocr_boxes import chunk_ocr_fields
 from ingest.office import OFFICE_SUFFIXES, UnstructuredParser
 from ingest.pdf import PdfParser
-from ingest.scan import PageScanner, ScannedPage
+from ingest.repair import RepairReport, repair_index
+from ingest.scan import PageScanner, ScannedPage, SkippedPage
 from rag.analysis import detect_language
 from rag.embedder import SentenceTransformerEmbedder, dense_embedder
 from rag.index import DocumentIndex
@@ -56,13 +59,19 @@ class IngestReport:
     warnings: list[Failure] = field(default_factory=list)  # ingested, but something was left out
     pages: int = 0
     chunks: int = 0
-    repaired_chunks: int = 0
-    repaired_files: list[str] = field(default_factory=list)  # redone: an index lacked some of their chunks
+    repair: RepairReport = field(default_factory=RepairReport)  # what the run's repair found and fixed first
     pages_text_layer: int = 0  # pages of the ingested PDFs read from their text layer
     ocr_confidences: list[float] = field(default_factory=list)  # one per page read by OCR
     low_confidence: list[str] = field(default_factory=list)  # "scan.pdf p.3 (41)": OCR'd pages to check
+    pages_blank: list[str] = field(default_factory=list)  # "scan.pdf p.2 (one colour)": skipped, empty
+    pages_ocr_failed: list[str] = field(default_factory=list)  # "scan.pdf p.4 (RuntimeError: …)": skipped
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def repaired_chunks(self) -> int:
+        """Chunks of an interrupted run undone by this run's repair."""
+        return self.repair.undone_chunks
 
     @property
     def pages_per_second(self) -> float:
@@ -83,13 +92,14 @@ class IngestReport:
             lines.append(f"ocr: {self.pages_text_layer} pages read from the text layer, {self.pages_ocr} by OCR "
                          f"(mean confidence {mean:.0f}), {len(self.low_confidence)} low-confidence"
                          + (": " + ", ".join(self.low_confidence) if self.low_confidence else ""))
+        if self.pages_blank or self.pages_ocr_failed:
+            lines.append(f"pages skipped: {len(self.pages_blank)} blank"
+                         + (": " + ", ".join(self.pages_blank) if self.pages_blank else "")
+                         + f"; {len(self.pages_ocr_failed)} OCR failed"
+                         + (": " + ", ".join(self.pages_ocr_failed) if self.pages_ocr_failed else ""))
         if self.stage_seconds:
             lines.append("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items()))
-        if self.repaired_chunks:
-            lines.append(f"repaired: {self.repaired_chunks} orphaned chunks from an interrupted run removed")
-        if self.repaired_files:
-            lines.append(f"repaired: {len(self.repaired_files)} files whose chunks an index lacked, re-ingested: "
-                         + ", ".join(self.repaired_files))
+        lines.extend(self.repair.lines())
         lines.extend(f"FAILED {f.source}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for f in self.failed)
         lines.extend(f"WARNING {w.source}: {w.reason}" for w in self.warnings)
         return "\n".join(lines)
@@ -97,11 +107,12 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class ParsedFile:
-    """One parsed file: its elements, what was left out of it, and its pages read by OCR."""
+    """One parsed file: its elements, what was left out of it, its pages read by OCR and those OCR skipped."""
 
     elements: list[Element]
     warnings: list[str] = field(default_factory=list)
     scanned: dict[int, ScannedPage] = field(default_factory=dict)
+    skipped: list[SkippedPage] = field(default_factory=list)  # blank, or OCR failed on them
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,7 @@ class FolderIngestor:
         if self.index.embed_headings is None:  # window units carry their section heading's vector
             self.index.embed_headings = self.dense.embed
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
+        self.journal = IngestJournal(self.manifest.path.with_name(JOURNAL_FILE))
         self.scanner = PageScanner.from_settings(settings)
         self.pdf = PdfParser([p.get_secret_value() for p in settings.pdf_passwords],
                              {k: v.get_secret_value() for k, v in settings.pdf_password_map.items()}, self.scanner,
@@ -219,8 +231,7 @@ class FolderIngestor:
             raise FileNotFoundError(f"no such file or folder: {root}")
         report = IngestReport()
         if not dry_run:
-            report.repaired_chunks, redone = self.repair()
-            report.repaired_files = list(redone.values())
+            report.repair = self.repair()
         plan = self.plan(root, confine=confine)
         report.unchanged = plan.unchanged
         report.skipped = plan.skipped
@@ -231,11 +242,9 @@ class FolderIngestor:
             report.removed = [e.source for e in map(self.manifest.get, plan.to_remove) if e is not None]
             return report
         for key in plan.to_remove:
-            entry = self.manifest.pop(key)
-            if entry is None:  # removed meanwhile by another request
-                continue
-            self.index.delete(entry.chunk_ids)
-            report.removed.append(entry.source)
+            entry = self.remove(key)
+            if entry is not None:  # None: removed meanwhile by another request
+                report.removed.append(entry.source)
         last_save = time.monotonic()
         self._progress = progress
         bar = tqdm(total=len(plan.to_ingest), desc="files", unit="file", disable=not progress)
@@ -289,10 +298,12 @@ class FolderIngestor:
         try:
             if suffix == ".pdf":
                 elements = self.pdf.parse(planned.path, planned.source)
-                return ParsedFile(elements, list(self.pdf.warnings), dict(self.pdf.scanned))
+                return ParsedFile(elements, list(self.pdf.warnings), dict(self.pdf.scanned),
+                                  list(self.pdf.skipped))
             if suffix in IMAGE_SUFFIXES:
                 elements = self.images.parse(planned.path, planned.source)
-                return ParsedFile(elements, list(self.images.warnings), dict(self.images.scanned))
+                return ParsedFile(elements, list(self.images.warnings), dict(self.images.scanned),
+                                  list(self.images.skipped))
             if suffix in OFFICE_SUFFIXES:
                 return ParsedFile(self.office.parse(planned.path, planned.source))
             raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
@@ -306,6 +317,9 @@ class FolderIngestor:
             report.ocr_confidences.append(page.ocr.confidence)
             if page.ocr.confidence < self.settings.ocr_low_confidence:
                 report.low_confidence.append(f"{planned.source} p.{number} ({page.ocr.confidence:.0f})")
+        for skipped in parsed.skipped:
+            listed = report.pages_blank if skipped.blank else report.pages_ocr_failed
+            listed.append(f"{planned.source} p.{skipped.number} ({skipped.reason})")
 
     def _index_file(self, planned: PlannedFile, parsed: ParsedFile) -> FileEntry:
         stat = planned.path.stat()
@@ -321,11 +335,13 @@ class FolderIngestor:
         stale: list[str] = []  # a changed file's chunks that its new version no longer has
         entries: list[FileEntry] = []
         for planned, elements in documents:
-            doc_id = hashlib.sha1(planned.key.encode("utf-8")).hexdigest()[:12]
+            old = self._previous(planned.key)
+            # A file keeps its id across versions; a new file gets a random one, which no one can work out from
+            # its path (the API serves a document's file by id).
+            doc_id = old.doc_id if old is not None else secrets.token_hex(6)
             started = time.perf_counter()
-            chunks = self._chunks(elements, planned, doc_id, mtime, (scanned or {}).get(planned.key, {}))
+            chunks = self._chunks(elements, planned, doc_id, mtime, (scanned or {}).get(planned.key, {}), config)
             self._timed("chunk", started)
-            old = self.manifest.get(planned.key)
             if old is not None:
                 new_ids = {c.id for c in chunks}
                 stale.extend(cid for cid in old.chunk_ids if cid not in new_ids)
@@ -333,18 +349,57 @@ class FolderIngestor:
             entries.append(FileEntry(source=planned.source, doc_id=doc_id, content_hash=planned.content_hash,
                                      config_key=config, chunk_ids=[c.id for c in chunks],
                                      pages=max((e.page or 0 for e in elements), default=0),
-                                     mtime=mtime or 0.0, ingested_at=time.time()))
+                                     mtime=mtime or 0.0,
+                                     ingested_at=chunks[0].metadata.ingested_at or 0.0 if chunks else time.time()))
         started = time.perf_counter()
         embeddings = self._embed([c.text for c in all_chunks])
         self._timed("embed", started)
         started = time.perf_counter()
+        for (planned, _), entry in zip(documents, entries, strict=True):  # on disk before any chunk is
+            self.journal.writing(planned.key, entry, [c for c in stale if Chunk.document_id(c) == entry.doc_id])
+        new_ids = [c.id for c in all_chunks]
         with self.index.lock:  # one change for readers: the old version goes as the new one arrives
-            self.index.delete(stale)
-            self.index.add(all_chunks, embeddings, model_id=self.dense.model_id)
+            try:
+                # Added before the old version's chunks go: a run killed in between leaves the old version
+                # whole, or the new one whole (``ingest.repair`` keeps a write whose chunks are all stored).
+                self.index.add(all_chunks, embeddings, model_id=self.dense.model_id)
+                self.index.delete(stale)
+            except BaseException:
+                owned = self.manifest.chunk_ids()
+                try:  # nothing half-written stays for a later save to leave unowned
+                    self.index.delete([cid for cid in new_ids if cid not in owned])
+                except Exception:  # noqa: BLE001 - the journal still names them for the next repair
+                    log.exception("could not undo a failed write; the next run's repair undoes it")
+                raise
         self._timed("index", started)
         for (planned, _), entry in zip(documents, entries, strict=True):
+            self._drop_placeholder(entry.doc_id, planned.key)
             self.manifest.put(planned.key, entry)
         return entries
+
+    def _previous(self, key: str) -> FileEntry | None:
+        """The manifest entry of ``key``, or one that a repair rebuilt for the same file from chunks made
+        before chunks carried their file's path (keyed ``unknown:<doc_id>``, the id being the path's sha1)."""
+        entry = self.manifest.get(key)
+        if entry is not None:
+            return entry
+        legacy = self.manifest.get(UNKNOWN_PREFIX + hashlib.sha1(key.encode("utf-8")).hexdigest()[:12])
+        return legacy
+
+    def _drop_placeholder(self, doc_id: str, key: str) -> None:
+        placeholder = UNKNOWN_PREFIX + doc_id
+        if placeholder != key:
+            self.manifest.pop(placeholder)
+
+    def remove(self, key: str) -> FileEntry | None:
+        """Delete a file's chunks and entry (journalled first: a kill half-way is finished by the next repair);
+        the caller saves. None when there is no such entry."""
+        entry = self.manifest.get(key)
+        if entry is None:
+            return None
+        self.journal.removing(key, entry)
+        self.index.delete(entry.chunk_ids)
+        return self.manifest.pop(key)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         step = self.settings.embed_batch_size * 8
@@ -355,7 +410,8 @@ class FolderIngestor:
         return np.concatenate(parts)
 
     def _chunks(self, elements: list[Element], planned: PlannedFile, doc_id: str,
-                mtime: float | None, scanned: dict[int, ScannedPage] | None = None) -> list[Chunk]:
+                mtime: float | None, scanned: dict[int, ScannedPage] | None = None,
+                config: str | None = None) -> list[Chunk]:
         language = detect_language(" ".join(e.text for e in elements[:20])[:5000])
         now = time.time()
         params = json.dumps(self.chunker.params(), sort_keys=True)
@@ -364,36 +420,28 @@ class FolderIngestor:
             meta = ChunkMetadata(
                 source=planned.source, page=draft.page, page_end=draft.page_end, element_type=draft.element_type,
                 section=draft.section, table_id=draft.table_id, table_json=draft.table_json, doc_id=doc_id,
-                doc_hash=planned.content_hash, chunker=self.chunker.name, chunker_params=params, language=language,
+                doc_hash=planned.content_hash, file_path=planned.key, config_key=config, chunker=self.chunker.name, chunker_params=params, language=language,
                 file_mtime=mtime, ingested_at=now, ordinal=ordinal, window=draft.window,
                 **chunk_ocr_fields(draft.text, draft.page, draft.page_end, scanned or {}))
             chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
         return chunks
 
-    def repair(self) -> tuple[int, dict[str, str]]:
-        """Undo what an interrupted run left: orphaned chunks (how many are removed), and files whose chunks an
-        index lacks (dropped here, by manifest key -> source; a run over their folder ingests them again)."""
-        expected = self.manifest.chunk_ids()
-        removed = self.index.reconcile(expected)
-        missing = self.index.missing(expected)
-        redone: dict[str, str] = {}
-        if missing:
-            for key, entry in self.manifest.files.items():
-                if missing.intersection(entry.chunk_ids):
-                    log.warning("%s: %d of its chunks are missing from the index; it will be ingested again",
-                                entry.source, len(missing.intersection(entry.chunk_ids)))
-                    self.index.delete(entry.chunk_ids)
-                    self.manifest.pop(key)
-                    redone[key] = entry.source
-        if removed or missing:
-            self.save()
-        return removed, redone
+    def repair(self) -> RepairReport:
+        """Undo what an interrupted run began and bring every store in step with the manifest, without deleting
+        a chunk of a document that no one removed (``ingest.repair``)."""
+        try:
+            return repair_index(self)
+        except OSError as exc:
+            if exc.errno in _WRITE_ERRORS:
+                raise _write_error(self.settings.index_dir, exc) from exc
+            raise
 
     def save(self, vectors: bool = True) -> None:
         # Index first, manifest second: a manifest never names chunks the index has not stored.
         try:
             self.index.save(vectors=vectors)
             self.manifest.save()
+            self.journal.clear()  # every journalled write is in the saved manifest now
         except OSError as exc:
             if exc.errno in _WRITE_ERRORS:
                 raise _write_error(self.settings.index_dir, exc) from exc

@@ -2,6 +2,8 @@
 
 A page is read by OCR when it has no text layer, or when it is a scan (an image covers half the page or
 more) whose text layer scores below ``SCAN_LAYER_MIN_QUALITY``; then the better of the two texts is kept.
+Pages are read one by one: a blank page, or one the engine fails on, is skipped with its number and reason,
+and the others are read.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.layout import PageLayout, page_layout
-from ingest.ocr import OcrEngine, OcrPage, OcrUnavailable, make_engine, recognise_all
+from ingest.ocr import BlankPage, OcrEngine, OcrPage, OcrUnavailable, make_engine, recognise_all
 from ingest.textlayer import MIN_CHARACTERS, text_quality
 
 if TYPE_CHECKING:
@@ -37,6 +39,34 @@ class ScannedPage:
     ocr: OcrPage
     layout: PageLayout
     replaced_layer: bool = False  # the page had a (poor) text layer that the OCR text replaced
+
+
+@dataclass(frozen=True)
+class SkippedPage:
+    """A page OCR gave no text for, left out and reported: blank, or the engine (or renderer) failed on it."""
+
+    number: int  # 1-based
+    reason: str  # "one colour", "all transparent", "no ink after binarisation", or the error
+    blank: bool
+
+    def __str__(self) -> str:
+        return f"p.{self.number} ({'blank' if self.blank else 'OCR failed'}: {self.reason})"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What OCR made of a file's pages: those read, and those skipped with the reason."""
+
+    pages: list[ScannedPage]
+    skipped: list[SkippedPage]
+
+    @property
+    def blank(self) -> list[SkippedPage]:
+        return [page for page in self.skipped if page.blank]
+
+    @property
+    def failed(self) -> list[SkippedPage]:
+        return [page for page in self.skipped if not page.blank]
 
 
 class PageScanner:
@@ -86,33 +116,60 @@ class PageScanner:
         return sorted(wanted)
 
     def read_pdf(self, path: Path, password: str | None, page_texts: Sequence[str],
-                 pages: Sequence[int] | None = None) -> list[ScannedPage]:
-        """OCR ``pages`` (default: ``pages_to_read``); a page whose own text layer is better keeps it (left out)."""
+                 pages: Sequence[int] | None = None) -> ScanResult:
+        """OCR ``pages`` (default: ``pages_to_read``); a page whose own text layer is better keeps it (left
+        out of both lists); a blank page, or one that cannot be rendered or read, is skipped."""
         import pypdfium2 as pdfium
 
         if pages is None:
             pages = self.pages_to_read(path, password, page_texts)
         if not pages:
-            return []
+            return ScanResult([], [])
         pdf = pdfium.PdfDocument(path, password=password)
         try:
             # pdfium is not thread-safe: pages are rendered here, one by one, and recognised by the workers.
-            read = recognise_all(self.engine, (_render(pdf[n - 1], self.dpi) for n in pages), self.workers)
+            read = recognise_all(self.engine, _rendered(pdf, pages, self.dpi), self.workers)
         finally:
             pdf.close()
-        scanned = []
+        scanned, skipped = [], []
         for number, ocr in zip(pages, read, strict=True):
+            if isinstance(ocr, Exception):
+                skipped.append(_skipped(path.name, number, ocr))
+                continue
             layout = page_layout(ocr)
             layer = page_texts[number - 1]
             if len(layer.strip()) >= MIN_CHARACTERS and text_quality(layer) >= text_quality(_all_text(layout)):
                 continue  # the scan's own layer reads better than our OCR
             scanned.append(ScannedPage(number, ocr, layout, replaced_layer=bool(layer.strip())))
-        return scanned
+        return ScanResult(scanned, skipped)
 
-    def read_images(self, frames: Iterator[Image.Image]) -> list[ScannedPage]:
+    def read_images(self, frames: Iterator[Image.Image], name: str = "image") -> ScanResult:
         """Every frame of an image file (a multi-page TIFF has several), numbered from 1."""
-        read = recognise_all(self.engine, frames, self.workers)
-        return [ScannedPage(number, ocr, page_layout(ocr)) for number, ocr in enumerate(read, start=1)]
+        scanned, skipped = [], []
+        for number, ocr in enumerate(recognise_all(self.engine, frames, self.workers), start=1):
+            if isinstance(ocr, Exception):
+                skipped.append(_skipped(name, number, ocr))
+            else:
+                scanned.append(ScannedPage(number, ocr, page_layout(ocr)))
+        return ScanResult(scanned, skipped)
+
+
+def _skipped(name: str, number: int, error: Exception) -> SkippedPage:
+    if isinstance(error, BlankPage):
+        return SkippedPage(number, str(error), blank=True)
+    log.warning("%s: OCR failed on page %d (%s: %s); the page is skipped", name, number,
+                type(error).__name__, error)
+    return SkippedPage(number, f"{type(error).__name__}: {str(error)[:200]}", blank=False)
+
+
+def _rendered(pdf, numbers: Sequence[int], dpi: int) -> Iterator[Image.Image | Exception]:
+    """The pages as images, in order; a page pdfium cannot render gives its error instead."""
+    for number in numbers:
+        try:
+            image: Image.Image | Exception = _render(pdf[number - 1], dpi)
+        except Exception as exc:  # noqa: BLE001 - that page is reported; the others are read
+            image = exc
+        yield image
 
 
 def _render(page, dpi: int) -> Image.Image:
@@ -146,4 +203,5 @@ def _worth_reading(page, text: str) -> bool:
     return not text.strip() and any(True for _ in page.get_objects(max_depth=1))
 
 
-__all__ = ["OcrUnavailable", "PageScanner", "ScannedPage", "SCAN_LAYER_MIN_QUALITY"]
+__all__ = ["OcrUnavailable", "PageScanner", "ScanResult", "ScannedPage", "SkippedPage",
+           "SCAN_LAYER_MIN_QUALITY"]

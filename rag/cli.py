@@ -111,7 +111,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if owner is not None and owner.command == "serve":
         return _ask_server(owner, args)
     here = _in_collection(settings, args.collection)
-    if not settings.chroma_url and not (Path(here.index_dir) / "manifest.json").exists():
+    if not settings.chroma_url and not any((Path(here.index_dir) / name).exists()
+                                           for name in ("manifest.json", "chunks.sqlite", "chroma")):
         where = f" --collection {args.collection}" if args.collection else ""
         print(f"error: no index at {here.index_dir}: run 'rag ingest FOLDER --index {settings.index_dir}{where}' "
               "first", file=sys.stderr)
@@ -133,6 +134,12 @@ def _ask_here(settings: Settings, args: argparse.Namespace) -> int:
     answer = pipeline.answer(args.question, QueryOptions(answer_mode=args.mode, top_k=args.top_k))
     answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
     _print_answer(answer.to_dict(), args.json)
+    damaged = list(pipeline.index.damaged)
+    if not (Path(settings.index_dir) / "manifest.json").exists() and not settings.chroma_url:
+        damaged.append("manifest.json is missing")
+    for problem in damaged:
+        print(f"warning: {problem}; answered from what the index still holds. Run 'rag index repair --index "
+              f"{settings.index_dir}' to rebuild it", file=sys.stderr)
     return 0
 
 
@@ -185,7 +192,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ownership = IndexOwnership(settings.index_dir)
     with ownership.hold("serve", url=url) as owner:
         app = create_app(settings, handover_token=owner.token, watch=watch)
-        uvicorn.run(app, host=host, port=port, log_level="info", root_path=settings.root_path)
+        # SIGTERM: requests still running after 5 s are cancelled (their work stops at its next step), so the
+        # server ends within seconds instead of waiting for every answer (issue 45).
+        uvicorn.run(app, host=host, port=port, log_level="info", root_path=settings.root_path,
+                    timeout_graceful_shutdown=5)
     return 0
 
 
@@ -238,6 +248,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     ownership = IndexOwnership(settings.index_dir)
+    if args.index_command in ("check", "repair"):
+        return _check_or_repair(settings, args, ownership)
     target = Path(args.file).resolve()
     if args.index_command == "import":
         with ownership.hold("import", wait_s=args.wait, on_wait=_say_waiting):
@@ -265,6 +277,22 @@ def cmd_index(args: argparse.Namespace) -> int:
                                fingerprint(settings, _embedder_id(settings)), target)
     print(f"exported {info.summary()} to {target}")
     return 0
+
+
+def _check_or_repair(settings: Settings, args: argparse.Namespace, ownership) -> int:
+    """``rag index check``: exit 1 on any disagreement; ``rag index repair``: fix them, then check again."""
+    from ingest.check import check_index
+
+    here = _in_collection(settings, args.collection)
+    if args.index_command == "repair":
+        from ingest.pipeline import FolderIngestor
+
+        with ownership.hold("repair", wait_s=args.wait, on_wait=_say_waiting):
+            report = FolderIngestor(here).repair()
+        print("\n".join(report.lines()) or "nothing to repair")
+    result = check_index(here)
+    print(result.summary())
+    return 0 if result.ok else 1
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -421,12 +449,21 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
     p.set_defaults(func=cmd_keys)
 
-    p = sub.add_parser("index", help="back up or restore an index: export FILE, import FILE --index DIR")
+    p = sub.add_parser("index", help="back up or restore an index (export FILE, import FILE --index DIR), "
+                                     "check it, repair it")
     index_sub = p.add_subparsers(dest="index_command", required=True)
-    for name, text in (("export", "write a consistent snapshot of the index (also while 'rag serve' runs)"),
+    for name, text in (("check", "report what each store of the index holds and every disagreement between "
+                                 "them (exit 1 on one); writes nothing"),
+                       ("repair", "fix what 'check' finds without deleting a chunk of a document no one removed: "
+                                  "undo an interrupted run, rebuild manifest entries and derived files, embed "
+                                  "missing vectors again"),
+                       ("export", "write a consistent snapshot of the index (also while 'rag serve' runs)"),
                        ("import", "restore a snapshot into a new index folder (the same embedder is required)")):
         q = index_sub.add_parser(name, help=text)
-        q.add_argument("file", help="the snapshot file (.tar.gz)")
+        if name in ("export", "import"):
+            q.add_argument("file", help="the snapshot file (.tar.gz)")
+        else:
+            q.add_argument("--collection", help="a collection of the index folder (default: the default one)")
         q.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
         q.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
                        help="when another 'rag' command holds the index, wait this long for it (default 600)")

@@ -271,6 +271,17 @@ class ExactVectors:
         self._set([self._ids[i] for i in keep], self._matrix[keep])
         self._codes = codes
 
+    def rebuild(self) -> None:
+        """Read every vector from the store again and save the cache files (``rag index repair``)."""
+        self.reset()
+        self._forget_cache()
+        self._load()
+
+    def cached_ids(self) -> tuple[list[str], str] | None:
+        """The ids and generation the cache file holds, without loading it (None: no cache file; ValueError:
+        an unreadable one)."""
+        return cached_ids(self.cache) if self.cache is not None else None
+
     def reset(self) -> None:
         """Forget the matrix (the collection was dropped or rebuilt); read again on next use."""
         self.__init__(self.store, self.cache, self.model, self.generation, self.shortlist_above)
@@ -315,6 +326,25 @@ class ExactVectors:
                      self.store.name)
             self.save()  # kept with the cache: the next open does not encode again
         return self._codes
+
+
+def cached_ids(cache: Path) -> tuple[list[str], str] | None:
+    """The ids and generation an exact-search cache file holds (None: no file; ValueError: unreadable, or its
+    matrix file missing or of another length), read without loading the matrix."""
+    if not cache.exists():
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            ids = data["ids"]
+            cached = unpack_strings(ids) if ids.dtype == np.uint8 else ids.tolist()
+            generation = str(data["generation"]) if "generation" in data.files else ""
+            if "vectors_file" in data.files:
+                matrix = np.load(cache.with_name(str(data["vectors_file"])), mmap_mode="r", allow_pickle=False)
+                if matrix.shape[0] != len(cached):
+                    raise ValueError(f"{matrix.shape[0]} rows for {len(cached)} ids")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{cache.name}: unreadable ({exc})") from exc
+    return cached, generation
 
 
 def _read_ahead(array: np.ndarray) -> np.ndarray:

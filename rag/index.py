@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 WINDOWS_SUFFIX = ".windows"  # the window vectors' Chroma collection: "<collection>.windows" (names have no dots)
 CHUNKS_FILE = "chunks.sqlite"
+REBUILDING_MARKER = "rebuilding-chroma"  # present while a repair refills Chroma from the chunk store
 _COPY_BATCH = 2000
 
 
@@ -66,9 +67,12 @@ class DocumentIndex:
         # Named collections keep their Chroma collection in the index folder's one Chroma store.
         self.store = ChromaStore(path=Path(chroma_dir) if chroma_dir else self.index_dir / "chroma",
                                  collection=collection, url=chroma_url)
-        self.bm25 = BM25Index(self.index_dir / "bm25.npz", analysis=ANALYSIS_VERSION)
+        # Files found unreadable on open ("bm25.npz: ..."): searched as empty until ``rag index repair``
+        # derives them again from the chunks (``ingest.repair``); never a reason to refuse every question.
+        self.damaged: list[str] = []
+        self.bm25 = self._open_bm25(self.index_dir / "bm25.npz")
         self.windows = self.store.sibling(collection + WINDOWS_SUFFIX)
-        self.bm25_windows = BM25Index(self.index_dir / "bm25-windows.npz", analysis=ANALYSIS_VERSION)
+        self.bm25_windows = self._open_bm25(self.index_dir / "bm25-windows.npz")
         self.remote = chroma_url is not None  # other clients of the server may write: no generation kept
         self._generation_path = self.index_dir / "generation"
         self.exact, self.exact_windows = (
@@ -99,6 +103,16 @@ class DocumentIndex:
     def from_settings(cls, settings: Settings) -> DocumentIndex:
         return cls(settings.index_dir, settings.collection, settings.chroma_url, settings.chroma_dir,
                    settings.dense_shortlist_above, settings.window_heading_weight, settings.window_heading_terms)
+
+    def _open_bm25(self, path: Path) -> BM25Index:
+        try:
+            return BM25Index(path, analysis=ANALYSIS_VERSION)
+        except (ValueError, OSError) as exc:
+            log.warning("%s; searched as empty until 'rag index repair' derives it again from the chunks", exc)
+            self.damaged.append(f"{path.name}: {exc}")
+            empty = BM25Index(None, analysis=ANALYSIS_VERSION)
+            empty.path = path  # the next save writes a good one in its place
+            return empty
 
     def analyzer(self, language: str | None) -> Analyzer:
         return self._analyzers.get(language or "en", self._analyzers["en"])
@@ -219,7 +233,11 @@ class DocumentIndex:
             return None
 
     def _copy_chunks(self, texts: ChunkStore, generation: str) -> None:
-        """Fill ``texts`` from Chroma: an index from before the file, or one written without it."""
+        """Fill ``texts`` from Chroma: an index from before the file, or one written without it. While a repair
+        refills a lost Chroma from this file (its marker is there), the file is the better copy: kept whole."""
+        if (self.index_dir / REBUILDING_MARKER).exists():
+            texts.stamp(generation)
+            return
         texts.clear()
         copied = 0
         if self.store.exists():
@@ -261,9 +279,10 @@ class DocumentIndex:
             return {}
         return dict(zip(headings, np.asarray(self.embed_headings(headings), dtype=np.float32), strict=True))
 
-    def rebuild_windows(self, batch: int = 2000) -> int:
-        """Derive the window units from the stored chunks and vectors (an older index, an imported snapshot)."""
-        ids = self.store.ids()
+    def rebuild_windows(self, batch: int = 2000, only: set[str] | None = None) -> int:
+        """Derive the window units from the stored chunks and vectors (an older index, an imported snapshot);
+        ``only``: of these documents' chunks alone (by ``Chunk.document_id``)."""
+        ids = [cid for cid in self.store.ids() if only is None or Chunk.document_id(cid) in only]
         by_doc: dict[str, list[str]] = defaultdict(list)
         chunks = {}
         for start in range(0, len(ids), batch):
@@ -367,20 +386,57 @@ class DocumentIndex:
             self.exact.reset()
             self.exact_windows.reset()
 
-    def reconcile(self, expected_ids: set[str]) -> int:
-        """Drop chunks that no manifest entry owns (left by a run that was killed); returns how many."""
+    def primary_ids(self) -> set[str]:
+        """The ids the stores of record hold: Chroma's and the chunk store's (one may lack what the other has)."""
         texts = self.chunk_store()
-        orphans = (set(self.store.ids()) | set(self.bm25.ids()) | set(self.windows.ids())
-                   | set(self.bm25_windows.ids()) | set(texts.ids() if texts is not None else ())) - expected_ids
-        if orphans:
-            log.warning("removing %d orphaned chunks left by an interrupted run", len(orphans))
-            self.delete(sorted(orphans))
-        return len(orphans)
+        return set(self.store.ids()) | (set(texts.ids()) if texts is not None else set())
 
-    def missing(self, expected_ids: set[str]) -> set[str]:
-        """Chunk ids the manifest lists that either index lacks."""
-        stored = set(self.store.ids())
-        return {cid for cid in expected_ids if cid not in stored or cid not in self.bm25}
+    def close_chroma(self) -> None:
+        """Let go of the Chroma folder (a repair moves an unreadable one aside); the next use opens it anew."""
+        self.store.close()
+        self.windows.close()
+        self.exact.reset()
+        self.exact_windows.reset()
+
+    def reset_chunk_store(self) -> None:
+        """Start ``chunks.sqlite`` again from Chroma (an unreadable file: its caller moved it aside)."""
+        with self.lock:
+            if self._chunks is not None:
+                self._chunks.close()
+            self._chunks, self._chunks_checked = None, False
+            path = self.index_dir / CHUNKS_FILE
+            for suffix in ("-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        self.chunk_store()
+
+    def resync_derived(self, batch: int = 2000) -> dict[str, int]:
+        """Bring what is derived from the stores of record in step with them: BM25 (both sides) and the window
+        units get the chunks they lack and lose those the stores no longer hold. Returns, by file or collection,
+        how many ids were added or dropped (empty: all in step)."""
+        changed: dict[str, int] = {}
+        with self.lock:
+            stored = set(self.store.ids())
+            for bm25, windowed in ((self.bm25, False), (self.bm25_windows, True)):
+                have = set(bm25.ids())
+                extra, missing = sorted(have - stored), sorted(stored - have)
+                bm25.delete(extra)
+                for start in range(0, len(missing), batch):
+                    part = list(self.get(missing[start:start + batch]).values())
+                    bm25.add(self._window_terms(part) if windowed
+                             else {c.id: self.analyzer(c.metadata.language).terms(c.text) for c in part})
+                if extra or missing:
+                    changed[bm25.path.name if bm25.path else "bm25"] = len(extra) + len(missing)
+            have = set(self.windows.ids())
+            extra, missing = sorted(have - stored), stored - have
+            if extra:
+                self.renew_generation()
+                self.windows.delete(extra)
+                self.exact_windows.delete(extra)
+            if missing:
+                self.rebuild_windows(only={Chunk.document_id(cid) for cid in missing})
+            if extra or missing:
+                changed[f"{self.windows.name} (window vectors)"] = len(extra) + len(missing)
+        return changed
 
 
 def window_units(chunks: list[Chunk], embeddings: np.ndarray, headings: Mapping[str, np.ndarray] | None = None,

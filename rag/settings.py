@@ -217,6 +217,26 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Uploads larger than this are ingested as a background job (GET /v1/ingest/jobs/{id}).")
     max_waiting_requests: int = Field(
         4, ge=0, le=1000, description="Requests allowed to wait for the model; the next one gets 503 + Retry-After.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to besides localhost, 127.0.0.1, [::1] and the bound host "
+                    "(a DNS-rebinding page sends another Host); '*' = any.")
+    # /v1/query has always capped a question at 4,000 characters; every other text a client sends to the
+    # models (chat messages, history, embeddings inputs) now has the same cap (issue 45: a 320 KB chat
+    # message held the server for minutes).
+    max_text_chars: int = Field(
+        4000, ge=1, le=1_000_000, description="Longest text a client may send to be read by the models: a "
+                                              "question, a chat message, a history item, an embeddings input.")
+    max_messages: int = Field(32, ge=1, le=10_000, description="Most messages in one chat completion request.")
+    max_history: int = Field(20, ge=0, le=10_000, description="Most earlier questions in one /v1/query history.")
+    max_embedding_inputs: int = Field(
+        256, ge=1, le=100_000, description="Most texts in one /v1/embeddings request.")
+    max_body_mb: float = Field(
+        4.0, gt=0, le=4096, description="Largest request body, in MB, on every route but the uploads "
+                                        "(/v1/ingest/file and /v1/ingest/text take max_upload_mb).")
+    request_timeout_s: float = Field(
+        120.0, gt=0, le=86_400, description="A request still running after this many seconds is stopped and "
+                                            "answered 504; /ready reports work that could not be stopped.")
 
     @property
     def generates_in_auto(self) -> bool:

@@ -43,6 +43,10 @@ class ChunkMetadata:
     table_json: str | None = None  # header and rows of a table chunk, as JSON
     doc_id: str = ""
     doc_hash: str = ""
+    # The manifest's key (the file's absolute path) and ingestion config: an index whose manifest was lost
+    # rebuilds its entries from these (``ingest.repair``) instead of taking the chunks for leftovers.
+    file_path: str | None = None
+    config_key: str | None = None
     chunker: str = ""
     chunker_params: str = ""  # JSON, so that it stays a flat Chroma value
     language: str | None = None

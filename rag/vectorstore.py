@@ -74,6 +74,20 @@ class ChromaStore:
         self.path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
 
+    def close(self) -> None:
+        """Forget the client and collection (a repair moves an unreadable folder aside): the next use opens the
+        folder anew. Chroma keeps one system per folder in a process-wide cache, and a system that failed to start
+        on a damaged folder stays there and fails every later client of that path: this folder's entry goes too
+        (other folders' clients are left alone)."""
+        with self._lock:
+            self._client, self._collection = None, None
+        if self._parent is None and self.url is None and self.path is not None:
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            identifier = str(self.path)
+            SharedSystemClient._identifier_to_system.pop(identifier, None)
+            SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+
     def _open(self, name: str):
         return self.client.get_or_create_collection(name=name, embedding_function=None,
                                                     metadata={"hnsw:space": "cosine"})

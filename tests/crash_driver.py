@@ -2,7 +2,8 @@
 
     python -m tests.crash_driver POINT ingest DIR --index IDX
 
-POINT: ``parse:NAME`` (when the PDF parser starts on the file NAME), ``bm25-save`` (after every Chroma write,
+POINT: ``parse:NAME`` (when the PDF parser starts on the file NAME), ``chroma-add:NAME`` (half-way through writing
+the chunks of the file NAME to Chroma), ``bm25-save`` (after every Chroma write,
 before the BM25 index is saved), ``manifest-write`` (half-way through writing the manifest's temporary file).
 Nothing is simulated after the kill: the next run sees exactly what a real crash leaves on disk.
 """
@@ -37,6 +38,21 @@ def arm(point: str) -> None:
             return real_parse(self, path, source)
 
         PdfParser.parse = parse
+    elif point.startswith("chroma-add:"):
+        import ingest.pipeline
+        from rag.vectorstore import ChromaStore
+
+        ingest.pipeline._SAVE_EVERY_S = float("inf")  # nothing of the run saved before the kill
+        name, real_add = point.split(":", 1)[1], ChromaStore.add
+
+        def add(self, chunks, embeddings, vectors_only=False):
+            if chunks and chunks[0].metadata.source == name and not vectors_only:
+                half = max(1, len(chunks) // 2)
+                real_add(self, chunks[:half], embeddings[:half])
+                die()
+            return real_add(self, chunks, embeddings, vectors_only=vectors_only)
+
+        ChromaStore.add = add
     elif point == "bm25-save":
         from rag.bm25 import BM25Index
 

@@ -1,8 +1,9 @@
-"""A real `rag ingest` process killed with SIGKILL at three points; the next real run repairs the index.
+"""A real `rag ingest` process killed with SIGKILL at four points; the next real run repairs the index.
 
-Each kill leaves on disk exactly what a crash leaves (Chroma writes as it goes; the BM25 file and the manifest
-are saved at the end). After the repair run, Chroma ids = BM25 ids = manifest ids = the ids a clean ingest of
-the same folder produces, and the summary says what was repaired.
+Each kill leaves on disk exactly what a crash leaves (the journal and Chroma write as they go; the BM25 file and
+the manifest are saved at the end). After the repair run, Chroma ids = BM25 ids = manifest ids, the chunks are
+those a clean ingest of the same folder produces, and the summary says what was repaired: a write that reached
+Chroma whole is kept, one cut half-way is undone, and nothing else is deleted.
 """
 
 from __future__ import annotations
@@ -54,22 +55,62 @@ def _documents(folder: Path) -> Path:
     return folder
 
 
-def _reference(docs: Path, index: Path, embedder) -> set[str]:
-    """The ids a clean ingest of ``docs`` gives (chunk ids derive from the file's path and text)."""
+def _reference(docs: Path, index: Path, embedder) -> frozenset[tuple[str, str]]:
+    """What a clean ingest of ``docs`` holds, by source and text (document ids are random, so ids differ)."""
     FolderIngestor(Settings(index_dir=index), embedder=embedder).run(docs)
-    return Manifest(index / "manifest.json").chunk_ids()
+    return _contents(index)
 
 
-def test_kill_during_parse_leaves_orphans_that_the_next_run_removes(tmp_path, embedder):
+def _contents(index: Path) -> frozenset[tuple[str, str]]:
+    store = ChromaStore(path=index / "chroma", collection="documents")
+    return frozenset((c.metadata.source, c.text) for c in store.get(store.ids()).values())
+
+
+def test_kill_during_parse_keeps_the_files_written_before(tmp_path, embedder):
     docs, index = _documents(tmp_path / "docs"), tmp_path / "index"
     _killed(_ingest(docs, index, kill_at="parse:thermolink_t200_manual.pdf"))
     assert not (index / "manifest.json").exists() and not (index / "bm25.npz").exists()
+    assert (index / "journal.jsonl").exists()
     repaired = _ingest(docs, index)
     assert repaired.returncode == 0, repaired.stderr[-2000:]
-    assert "orphaned chunks from an interrupted run removed" in repaired.stdout  # Chroma had the first files
-    assert "3 ingested" in repaired.stdout
+    # The two files whose chunks reached Chroma whole are kept: only the third is read again.
+    assert ("2 files an interrupted run had written, kept: politica_teletrabajo.md, prospecto_paracetamol.pdf"
+            in repaired.stdout), repaired.stdout
+    assert "1 ingested, 2 unchanged" in repaired.stdout
     chroma, bm25, manifest = _ids(index)
-    assert chroma == bm25 == manifest == _reference(docs, tmp_path / "reference", embedder)
+    assert chroma == bm25 == manifest
+    assert _contents(index) == _reference(docs, tmp_path / "reference", embedder)
+    assert not (index / "journal.jsonl").exists()
+
+
+def test_kill_during_a_write_undoes_only_that_write(tmp_path, embedder):
+    """A SIGKILL half-way through writing a file's chunks, then an ingest of a different folder: the half-written
+    file's chunks are undone, nothing else (the documents of earlier runs and the file finished before it stay)."""
+    first, index = tmp_path / "first", tmp_path / "index"
+    first.mkdir()
+    shutil.copy(DATA / "politica_teletrabajo.md", first)
+    assert _ingest(first, index).returncode == 0
+    kept = _contents(index)
+    second = tmp_path / "second"
+    second.mkdir()
+    for name in ("prospecto_paracetamol.pdf", "thermolink_t200_manual.pdf"):
+        shutil.copy(DATA / name, second)
+    _killed(_ingest(second, index, kill_at="chroma-add:thermolink_t200_manual.pdf"))
+    half = {text for source, text in _contents(index) if source == "thermolink_t200_manual.pdf"}
+    assert half, "the kill came before any chunk of the manual was written: the test would prove nothing"
+    third = tmp_path / "third"
+    third.mkdir()
+    (third / "comedor.md").write_text("El comedor abre a las 13:00.\n", encoding="utf-8")
+    repaired = _ingest(third, index)
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    assert f"{len(half)} chunks of an interrupted run undone (thermolink_t200_manual.pdf)" in repaired.stdout, \
+        repaired.stdout
+    after = _contents(index)
+    assert kept <= after  # the first run's document
+    sources = {source for source, _ in after}
+    assert sources == {"politica_teletrabajo.md", "prospecto_paracetamol.pdf", "comedor.md"}
+    chroma, bm25, manifest = _ids(index)
+    assert chroma == bm25 == manifest
 
 
 @pytest.mark.parametrize("kill_at", ["bm25-save", "manifest-write"])
@@ -83,21 +124,19 @@ def test_kill_while_saving_a_changed_file_is_repaired(tmp_path, kill_at, embedde
     before = (index / "manifest.json").read_bytes()
     _killed(_ingest(docs, index, kill_at=kill_at))
     assert (index / "manifest.json").read_bytes() == before  # the manifest is replaced whole or not at all
-    # The edit is undone, so the file matches its manifest entry again and the plan calls it unchanged; but
-    # Chroma already dropped its old chunks, which the manifest still lists. Only the repair of chunks an
-    # index lacks brings them back; the new chunks that no manifest owns must go.
+    # The edited version reached Chroma whole before the kill: the repair keeps it (its journal says so), and the
+    # file, edited back meanwhile, no longer matches it, so the run reads it again.
     policy.write_text(original, encoding="utf-8")
     repaired = _ingest(docs, index)
     assert repaired.returncode == 0, repaired.stderr[-2000:]
-    assert "files whose chunks an index lacked, re-ingested: politica_teletrabajo.md" in repaired.stdout
-    assert "orphaned chunks from an interrupted run removed" in repaired.stdout
-    expected = _reference(docs, tmp_path / "reference", embedder)
+    assert "files an interrupted run had written, kept: politica_teletrabajo.md" in repaired.stdout, repaired.stdout
+    assert "1 ingested, 2 unchanged" in repaired.stdout
     chroma, bm25, manifest = _ids(index)
-    assert chroma == bm25 == manifest == expected
+    assert chroma == bm25 == manifest
+    assert _contents(index) == _reference(docs, tmp_path / "reference", embedder)
     texts = ChromaStore(path=index / "chroma", collection="documents").get(sorted(chroma))
     policy = " ".join(c.text for c in texts.values() if c.metadata.source == "politica_teletrabajo.md")
     assert "tres días" in policy and "cuatro días" not in policy
-
 
 
 def test_a_full_disk_stops_the_run_clearly_and_loses_nothing(tmp_path, monkeypatch, capsys, embedder):
@@ -124,12 +163,17 @@ def test_a_full_disk_stops_the_run_clearly_and_loses_nothing(tmp_path, monkeypat
     readable = DocumentIndex(index)  # still opens and answers from what was committed
     assert readable.bm25.search(["paracetamol"], 3) and readable.store.count() > 0
 
-    with monkeypatch.context() as patched:  # the same with the write failing while a file's chunks are added
+    # The chunks of nuevo.md reached Chroma before the save failed: the next run's repair keeps them (its journal
+    # says the write was whole) and records them. Then a write that fails half-way: nothing of it is recorded.
+    (docs / "otro.md").write_text("La sala de reuniones se reserva con un día de antelación.", encoding="utf-8")
+    with monkeypatch.context() as patched:
         patched.setattr(DocumentIndex, "add", lambda self, chunks, vectors, **_: full(self))
         assert main(["ingest", str(docs), "--index", str(index), "--quiet"]) == 2
-    assert (index / "manifest.json").read_bytes() == before
+    repaired = Manifest(index / "manifest.json")
+    assert {e.source for e in repaired.files.values()} == set(FILES) | {"nuevo.md"}
 
     assert main(["ingest", str(docs), "--index", str(index), "--quiet"]) == 0  # space again: the run completes
-    assert "1 ingested, 3 unchanged" in capsys.readouterr().out
+    assert "1 ingested, 4 unchanged" in capsys.readouterr().out
     chroma, bm25, manifest = _ids(index)
-    assert chroma == bm25 == manifest == _reference(docs, tmp_path / "reference", embedder)
+    assert chroma == bm25 == manifest
+    assert _contents(index) == _reference(docs, tmp_path / "reference", embedder)

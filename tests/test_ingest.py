@@ -74,18 +74,52 @@ def test_broken_file_is_reported_and_the_rest_ingested(tmp_path, demo_copy, embe
     assert "broken.pdf" in report.summary()
 
 
-def test_interrupted_run_is_repaired_without_duplicates(tmp_path, demo_copy, embedder):
+def test_a_lost_manifest_entry_is_rebuilt_from_the_chunks(tmp_path, demo_copy, embedder):
+    """Chunks that no manifest entry owns and no journal names were once taken for leftovers of a killed run and
+    deleted (issue 44): now the entry is rebuilt from the chunks' metadata, and nothing is read again."""
     index_dir = tmp_path / "index"
     _ingestor(index_dir, embedder).run(demo_copy)
     expected = _state(_ingestor(index_dir, embedder))
-    # Simulate a kill after the chunks were written but before the manifest recorded them.
     manifest = Manifest(index_dir / "manifest.json")
     key = next(k for k in manifest.files if k.endswith("prospecto_paracetamol.pdf"))
-    manifest.pop(key)
+    lost = manifest.pop(key)
     manifest.save()
     report = _ingestor(index_dir, embedder).run(demo_copy)
-    assert report.repaired_chunks > 0 and report.ingested == ["prospecto_paracetamol.pdf"]
+    assert report.repair.rebuilt_entries == ["prospecto_paracetamol.pdf"] and report.repaired_chunks == 0
+    assert report.ingested == [] and "prospecto_paracetamol.pdf" in report.unchanged
+    assert "1 manifest entries rebuilt from the chunks' metadata: prospecto_paracetamol.pdf" in report.summary()
+    assert Manifest(index_dir / "manifest.json").get(key) == lost  # the same entry, found again
     assert _state(_ingestor(index_dir, embedder)) == expected
+
+
+def test_an_older_index_whose_manifest_is_lost_keeps_its_document_ids(tmp_path, demo_copy, embedder, monkeypatch):
+    """Chunks made before they carried their file's path (ids derived from it, ``sha1(path)[:12]``): a lost
+    manifest's entries are rebuilt under ``unknown:<id>``, and the next ingest of the folder takes them over
+    with the same ids (nothing embedded twice, no second copy of a document)."""
+    import hashlib
+    from dataclasses import replace
+
+    from ingest.manifest import FileEntry
+
+    index_dir = tmp_path / "index"
+    made = FolderIngestor._chunks
+    with monkeypatch.context() as old_code:
+        old_code.setattr(FolderIngestor, "_previous", lambda self, key: FileEntry(
+            "", hashlib.sha1(key.encode("utf-8")).hexdigest()[:12], "", ""))
+        old_code.setattr(FolderIngestor, "_chunks", lambda self, *args: [
+            replace(c, metadata=replace(c.metadata, file_path=None, config_key=None)) for c in made(self, *args)])
+        _ingestor(index_dir, embedder).run(demo_copy)
+    before = _state(_ingestor(index_dir, embedder))
+    (index_dir / "manifest.json").unlink()
+    ingestor = _ingestor(index_dir, embedder)
+    assert len(ingestor.repair().rebuilt_entries) == 4
+    assert all(key.startswith("unknown:") for key in ingestor.manifest.keys())
+    again = _ingestor(index_dir, embedder).run(demo_copy)
+    assert len(again.ingested) == 4 and not again.failed  # their ingestion config was not recorded: read again
+    keys = Manifest(index_dir / "manifest.json").files
+    assert sorted(Path(k).name for k in keys) == sorted(again.ingested)
+    assert all(e.doc_id == hashlib.sha1(k.encode("utf-8")).hexdigest()[:12] for k, e in keys.items())
+    assert _state(_ingestor(index_dir, embedder)) == before
 
 
 def test_dry_run_changes_nothing(tmp_path, demo_copy, embedder):

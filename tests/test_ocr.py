@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingest.errors import NO_TEXT_LAYER, IngestError
@@ -16,7 +17,7 @@ from ingest.ocr import TESSERACT_PACKAGES, OcrPage, OcrUnavailable, OcrWord, Tes
 from ingest.ocr_boxes import chunk_ocr_fields
 from ingest.pdf import PdfParser
 from ingest.pipeline import FolderIngestor
-from ingest.scan import PageScanner, ScannedPage
+from ingest.scan import PageScanner, ScannedPage, SkippedPage
 from ingest.textlayer import text_quality
 from rag.index import DocumentIndex
 from rag.pipeline import QueryPipeline
@@ -246,3 +247,148 @@ def test_folder_ingest_reports_ocr_and_answers_say_they_rest_on_it(shared: Path,
     assert answer.citations[0].source == "ballots.pdf" and answer.citations[0].ocr_engine == "tesseract"
     assert any("read by OCR" in note for note in answer.trace.notes)
     assert answer.trace.details["ocr_sources"][0]["source"] == "ballots.pdf"
+
+
+# --- pages read one by one: blank pages and failing pages are skipped, the others read ----------------------
+
+# An e-signed circular: 9 pages of text, then a page that is one all-transparent image.
+SIGNED = "pdf_kinds_es/es_circular_religion_atencion_educativa_junta_andalucia_2023.pdf"
+
+
+def _scan_with_a_blank_page(shared: Path, folder: Path) -> Path:
+    """Three real pages: the lorem ipsum scan, the e-signed circular's all-transparent last page, the ballots
+    table scan; no text layer on any."""
+    from pypdf import PdfReader, PdfWriter
+
+    hard = shared / "corpus" / "pdf_hard"
+    writer = PdfWriter()
+    writer.add_page(PdfReader(hard / "scanned_image_only_loremipsum.pdf").pages[0])
+    writer.add_page(PdfReader(shared / "corpus" / SIGNED).pages[-1])
+    writer.add_page(PdfReader(hard / "scanned_image_only_table.pdf").pages[0])
+    path = folder / "scan.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    return path
+
+
+class FailingOnce:
+    """Tesseract, one page at a time, except that its ``fail_on``-th page raises (a crash on one page)."""
+
+    name = "tesseract"
+    parallel = False  # pages in order: the failing call is the failing page
+
+    def __init__(self, engine: TesseractEngine, fail_on: int | None) -> None:
+        self.engine, self.fail_on, self.calls = engine, fail_on, 0
+        self.languages = engine.languages
+
+    def check(self) -> None:
+        self.engine.check()
+
+    def recognise(self, image):
+        self.calls += 1
+        if self.fail_on is None or self.calls == self.fail_on:
+            raise RuntimeError("engine crashed on this page")
+        return self.engine.recognise(image)
+
+
+def test_blank_pages_are_told_apart_before_any_engine_runs(tesseract):
+    from PIL import Image, ImageDraw
+
+    from ingest.ocr import BlankPage, _otsu, flatten
+
+    transparent = Image.new("RGBA", (300, 400), (0, 0, 0, 0))  # a transparent pixel's own colour is black
+    assert flatten(transparent)[1] == "all transparent"
+    assert flatten(Image.new("L", (300, 400), 252))[1] == "one colour"
+    text_on_glass = Image.new("RGBA", (300, 400), (0, 0, 0, 0))
+    ImageDraw.Draw(text_on_glass).rectangle([50, 50, 80, 80], fill=(0, 0, 0, 255))
+    gray, blank = flatten(text_on_glass)
+    assert blank is None and gray.getpixel((10, 10)) == 255 and gray.getpixel((60, 60)) == 0  # paper is white
+    assert _otsu(np.full((20, 20), 252, dtype=np.uint8)) == 252  # no All-NaN slice
+    speck = Image.new("L", (1200, 1600), 255)
+    speck.putpixel((600, 800), 0)  # dust: one pixel of ink, dropped by the binarisation
+    with pytest.raises(BlankPage, match="no ink after binarisation"):
+        tesseract.recognise(speck)
+
+
+def test_blank_middle_page_of_a_scan_is_skipped_and_the_others_read(shared: Path, scanner, tmp_path):
+    parser = PdfParser(scanner=scanner)
+    elements = parser.parse(_scan_with_a_blank_page(shared, tmp_path), "scan.pdf")
+    assert {e.page for e in elements} == {1, 3}
+    assert LOREM in _flat(" ".join(e.text for e in elements if e.page == 1))
+    assert any(e.page == 3 and "| Dexterity | 5 | 4 | 1 |" in e.text for e in elements)
+    assert sorted(parser.scanned) == [1, 3] and all(p.ocr.confidence > 80 for p in parser.scanned.values())
+    assert parser.skipped == [SkippedPage(2, "one colour", blank=True)]
+    assert parser.warnings == []  # a blank page is counted by the ingest, not warned about
+
+
+def test_page_whose_ocr_raises_is_reported_by_number_and_the_rest_read(shared: Path, tesseract, tmp_path):
+    scan = _scan_with_a_blank_page(shared, tmp_path)
+    parser = PdfParser(scanner=PageScanner(FailingOnce(tesseract, fail_on=2), dpi=200))  # 2nd read: page 3
+    elements = parser.parse(scan, "scan.pdf")
+    assert {e.page for e in elements} == {1} and LOREM in _flat(" ".join(e.text for e in elements))
+    assert parser.skipped == [SkippedPage(2, "one colour", blank=True),
+                              SkippedPage(3, "RuntimeError: engine crashed on this page", blank=False)]
+    assert parser.warnings == ["OCR failed on page 3 (RuntimeError: engine crashed on this page); "
+                               "page skipped"]
+
+    with pytest.raises(IngestError) as err:  # no page gives text: the file fails, naming each page and why
+        PdfParser(scanner=PageScanner(FailingOnce(tesseract, fail_on=None), dpi=200)).parse(scan, "scan.pdf")
+    assert err.value.reason == NO_TEXT_LAYER
+    crash = "OCR failed: RuntimeError: engine crashed on this page"
+    assert err.value.detail == ("3 pages without extractable text; OCR found none either: "
+                                f"p.1 ({crash}), p.2 (blank: one colour), p.3 ({crash})")
+
+
+def test_blank_page_of_a_file_with_a_text_layer_no_longer_fails_its_ocr(shared: Path, scanner):
+    parser = PdfParser(scanner=scanner)
+    elements = parser.parse(shared / "corpus" / SIGNED, "circular.pdf")
+    assert parser.skipped == [SkippedPage(10, "one colour", blank=True)]
+    assert not any("OCR failed" in w for w in parser.warnings), parser.warnings
+    assert {e.page for e in elements} == set(range(1, 10))
+
+
+def test_transparent_image_fails_naming_its_page(tesseract, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "glass.png"
+    Image.new("RGBA", (800, 1000), (0, 0, 0, 0)).save(path)
+    with pytest.raises(IngestError) as err:
+        ImageParser(PageScanner(tesseract)).parse(path, "glass.png")
+    assert err.value.reason == NO_TEXT_LAYER and "p.1 (blank: all transparent)" in err.value.detail
+
+
+def test_scan_with_a_blank_page_is_ingested_and_its_pages_cited(shared: Path, tesseract, tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    _scan_with_a_blank_page(shared, docs)
+    settings = Settings(index_dir=tmp_path / "index", ocr_dpi=200)
+    report = FolderIngestor(settings, embedder=embedder).run(docs)
+    assert report.ingested == ["scan.pdf"] and not report.failed, report.summary()
+    assert report.pages_ocr == 2 and report.pages_blank == ["scan.pdf p.2 (one colour)"]
+    assert report.pages_ocr_failed == []
+    assert "pages skipped: 1 blank: scan.pdf p.2 (one colour); 0 OCR failed" in report.summary()
+    stored = DocumentIndex.from_settings(settings)
+    chunks = list(stored.store.get(stored.store.ids()).values())
+    assert {c.metadata.page for c in chunks} == {1, 3}
+    assert all(c.metadata.page == 1 for c in chunks if "Lorem" in c.text)
+    assert all(c.metadata.page == 3 for c in chunks if "Dexterity" in c.text)
+
+    pipeline = QueryPipeline(settings, stored, embedder, ScriptedGenerator())
+    answer = pipeline.answer("What accuracy did the Dexterity participants reach?")
+    assert not answer.abstained, answer.trace.details.get("abstain_reason")
+    assert "98.3%, n=4" in answer.text
+    assert (answer.citations[0].source, answer.citations[0].page) == ("scan.pdf", 3)
+
+
+def test_ingest_counts_a_page_whose_ocr_failed(shared: Path, tesseract, tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    _scan_with_a_blank_page(shared, docs)
+    ingestor = FolderIngestor(Settings(index_dir=tmp_path / "index", ocr_dpi=200), embedder=embedder)
+    ingestor.scanner.engine = FailingOnce(tesseract, fail_on=1)  # page 1 fails, page 3 is read
+    report = ingestor.run(docs)
+    assert report.ingested == ["scan.pdf"] and report.pages_ocr == 1
+    assert report.pages_blank == ["scan.pdf p.2 (one colour)"]
+    assert report.pages_ocr_failed == ["scan.pdf p.1 (RuntimeError: engine crashed on this page)"]
+    assert "1 OCR failed: scan.pdf p.1 (RuntimeError: engine crashed on this page)" in report.summary()
+    assert "WARNING scan.pdf: OCR failed on page 1" in report.summary()

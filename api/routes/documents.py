@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
-from api.deps import ServicesDep, collection_for, principal_of
+from api.deps import ServicesDep, authorize, collection_for, principal_of
 from api.schemas import (
     DeletedDocument,
     DocumentOut,
@@ -24,17 +24,31 @@ from api.services import Services
 from api.uploads import UploadError, check_content, safe_name, store
 
 router = APIRouter(tags=["documents"])
+INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp",
+                          "image/webp"})  # never image/svg+xml: an SVG runs script
+FILE_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 CollectionParam = Annotated[str | None, Query(max_length=63, description="The collection (default: the default one).")]
+
+
+def _ingest_or_remove(services: Services, path: Path) -> dict:
+    """Ingest an upload; a refused or failed one leaves nothing on disk (a write key could fill it otherwise)."""
+    try:
+        result = services.ingest(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if result["failed"]:
+        path.unlink(missing_ok=True)
+    return result
 
 
 async def _ingest_now_or_later(services: Services, path: Path) -> JSONResponse:
     if path.stat().st_size > services.settings.background_ingest_mb * 1e6:
-        job = services.jobs.submit(path.name, lambda: services.ingest(path))
+        job = services.jobs.submit(path.name, lambda: _ingest_or_remove(services, path), services.name)
         return JSONResponse(status_code=202, content={"job": job.to_dict(),
                                                       "status_url": f"/v1/ingest/jobs/{job.id}"})
-    result = await asyncio.to_thread(services.ingest, path)
+    result = await asyncio.to_thread(_ingest_or_remove, services, path)
     if result["failed"]:
-        path.unlink(missing_ok=True)  # nothing of a refused upload is kept
         failure = result["failed"][0]
         detail = f"{failure['source']}: {failure['reason']}" + (f" ({failure['detail']})" if failure["detail"] else "")
         raise HTTPException(422, detail)
@@ -75,12 +89,15 @@ async def ingest_text(body: IngestTextRequest, services: ServicesDep, request: R
 
 @router.get("/v1/ingest/jobs/{job_id}", response_model=JobOut)
 def ingest_job(job_id: str, services: ServicesDep, request: Request) -> dict:
-    if not any(principal_of(request).allows(c, "write") for c in services.collection_names()):
-        raise HTTPException(403, "ingestion jobs need write access to a collection")
+    """A job's state, for keys that may write to the job's collection; a job of a collection the key cannot
+    read is not there for it (404)."""
+    principal = principal_of(request)
     try:
-        return services.job(job_id)
+        job = services.job(job_id, lambda collection: principal.allows(collection, "read"))
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
+    authorize(request, job["collection"], "write")
+    return job
 
 
 @router.get("/v1/documents", response_model=DocumentsResponse)
@@ -100,8 +117,9 @@ def get_document(doc_id: str, services: ServicesDep, request: Request, collectio
 @router.get("/v1/documents/{doc_id}/file", response_class=FileResponse,
             responses={200: {"content": {"application/pdf": {}, "application/octet-stream": {}}}})
 def document_file(doc_id: str, services: ServicesDep, request: Request, collection: CollectionParam = None):
-    """The original file of an indexed document, by its id (never by a path from the client), shown inline so
-    that a browser opens a PDF in its own viewer (add ``#page=N`` to open it at a page)."""
+    """The original file of an indexed document, by its id (never by a path from the client): a PDF or an image
+    inline, so that a browser opens a PDF in its own viewer (add ``#page=N`` to open it at a page), any other
+    type as a download; always sandboxed."""
     services = collection_for(request, services, collection, "read")
     found = next(((k, e) for k, e in services.ingestor.manifest.files.items() if e.doc_id == doc_id), None)
     if found is None:
@@ -110,7 +128,12 @@ def document_file(doc_id: str, services: ServicesDep, request: Request, collecti
     if not path.is_file():
         raise HTTPException(404, f"{found[1].source} is indexed but no longer on disk")
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media, filename=path.name, content_disposition_type="inline")
+    # Only what a browser shows without running anything opens inline; anything else (HTML above all: it would
+    # run in this origin) downloads. Either way the browser may not sniff another type, and the document runs in
+    # a sandbox: no script, no same-origin access.
+    disposition = "inline" if media in INLINE_TYPES else "attachment"
+    return FileResponse(path, media_type=media, filename=path.name, content_disposition_type=disposition,
+                        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": FILE_CSP})
 
 
 @router.delete("/v1/documents/{doc_id}", response_model=DeletedDocument)

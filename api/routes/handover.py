@@ -7,7 +7,6 @@ client: never an API key alone, never a remote client.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import secrets
 import time
@@ -18,7 +17,8 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from api.routes import documents
-from api.routes.query import query_options
+from api.limits import Budget
+from api.routes.query import query_options, uses_model
 from api.schemas import HandoverPathRequest, QueryRequest
 from rag.types import Answer
 
@@ -66,7 +66,7 @@ def ingest(body: HandoverPathRequest, services: ServicesDep) -> JSONResponse:
         job.progress = {"done": total, "total": total, "current": None}
         return result
 
-    job = services.jobs.submit_tracked(str(path), work)
+    job = services.jobs.submit_tracked(str(path), work, services.name)
     return JSONResponse(status_code=202, content={"job": job.to_dict(), "status_url": f"/v1/handover/jobs/{job.id}"})
 
 
@@ -75,13 +75,16 @@ router.get("/jobs/{job_id}")(documents.ingest_job)
 
 
 @router.post("/query")
-async def query(body: QueryRequest, services: ServicesDep) -> dict:
+async def query(body: QueryRequest, services: ServicesDep, request: Request) -> dict:
     """``rag ask`` while the server owns the index: answered here, so that no second process opens it."""
     services = services.collection(body.collection)
     if not services.pipeline.ready:
         raise HTTPException(503, "models are still loading; retry in a few seconds", headers={"Retry-After": "5"})
+    options = query_options(services, body)
+    budget = Budget(request, "rag ask (hand-over)")
+    gated = uses_model(services, options)
     started = time.perf_counter()
-    answer: Answer = await asyncio.to_thread(services.pipeline.answer, body.question, query_options(services, body))
+    answer: Answer = await budget.run(lambda: budget.answer(services.pipeline, body.question, options), model=gated)
     answer.trace.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return answer.to_dict()
 

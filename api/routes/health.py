@@ -1,4 +1,4 @@
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from api.deps import ServicesDep
 from api.schemas import Health, ReadyOut
@@ -14,8 +14,12 @@ def health() -> Health:
 
 
 @ready_router.get("/ready", response_model=ReadyOut)
-def ready(services: ServicesDep) -> dict:
-    """Models loaded and index readable; 503 until then."""
+def ready(services: ServicesDep, request: Request) -> dict:
+    """Models loaded, index readable and no request's work stuck past its time limit; 503 otherwise."""
+    stuck = request.app.state.workers.stuck()
+    if stuck:
+        raise HTTPException(503, "a worker is stuck: " + "; ".join(stuck) + " (RAG_REQUEST_TIMEOUT_S)",
+                            headers={"Retry-After": "5"})
     try:
         chunks = services.pipeline.index.count()
     except Exception as exc:  # noqa: BLE001 - any storage failure means "not ready"

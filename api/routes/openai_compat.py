@@ -7,7 +7,6 @@ system messages are passed on) and puts the citations in ``choices[i].sources``,
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -18,7 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, collection_for, principal_of, require_ready
-from api.routes.query import guarded_stream, sampling, to_filters
+from api.limits import SLICE, Budget, FairEmbedder, check_texts
+from api.routes.query import check_context, sampling, to_filters, uses_model
 from api.schemas import ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelsResponse
 from api.services import Services
 from rag.generator import Message
@@ -46,17 +46,32 @@ def _collection_of(request: Request, services: Services, model: str | None) -> S
 
 
 @router.post("/v1/embeddings", response_model=EmbeddingsResponse)
-async def embeddings(body: EmbeddingsRequest, services: ServicesDep) -> dict:
+async def embeddings(body: EmbeddingsRequest, services: ServicesDep, request: Request) -> dict:
     texts = [body.input] if isinstance(body.input, str) else body.input
-    if not texts or any(not t for t in texts) or len(texts) > 2048:
-        raise HTTPException(422, "input must be a non-empty string or a list of 1 to 2048 non-empty strings")
-    embedder = services.pipeline.embedder
-    vectors = await asyncio.to_thread(embedder.embed, texts)
+    settings = services.settings
+    if not texts or any(not t for t in texts):
+        raise HTTPException(422, f"input must be a non-empty string or a list of 1 to {settings.max_embedding_inputs}"
+                                 " non-empty strings")
+    fields = [("input", texts[0])] if isinstance(body.input, str) else [(f"input.{i}", t) for i, t in enumerate(texts)]
+    check_texts(settings, fields, [("input", len(texts), settings.max_embedding_inputs, "MAX_EMBEDDING_INPUTS")])
+    budget = Budget(request)
+    # In slices, each in its turn: the largest request waits for other clients' turns between its slices.
+    embedder = FairEmbedder(services.pipeline.embedder, budget.queue, SLICE)
     count = getattr(embedder, "count_tokens", None)
-    tokens = sum(count(texts)) if count else 0
+
+    def work() -> tuple[list, int]:
+        return list(embedder.embed(texts)), sum(count(texts)) if count else 0
+
+    vectors, tokens = await budget.run(work)
     return {"object": "list", "model": embedder.model_id,
             "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _check_chat(services: Services, body: ChatRequest) -> None:
+    settings = services.settings
+    check_texts(settings, [(f"messages.{i}.content", m.content) for i, m in enumerate(body.messages)],
+                [("messages", len(body.messages), settings.max_messages, "MAX_MESSAGES")])
 
 
 def _split_messages(body: ChatRequest) -> tuple[str, list[Message]]:
@@ -105,6 +120,7 @@ def _chunk(completion_id: str, model: str, delta: dict, finish: str | None = Non
              responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "model busy or loading"}})
 async def chat_completions(body: ChatRequest, services: ServicesDep, request: Request):
     services = _collection_of(request, services, body.model)
+    _check_chat(services, body)
     question, history = _split_messages(body)
     request.state.question = question
     params = sampling(services, temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_tokens,
@@ -112,19 +128,24 @@ async def chat_completions(body: ChatRequest, services: ServicesDep, request: Re
     model = services.pipeline.generator.model_id
     options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
                            sampling=params, history=tuple(history))
-    gated = not body.use_context or services.pipeline.needs_model(options)  # quotes need no model
+    gated = not body.use_context or uses_model(services, options)  # quotes need no model
+    if not body.use_context or (gated and services.pipeline.effective_mode(options) != "extractive"):
+        check_context(services, [*history, {"role": "user", "content": question}], params.max_tokens, "messages")
     if gated:
         services.gate.enter()
+    budget = Budget(request)
     if body.stream:
-        return StreamingResponse(guarded_stream(services, _stream(services, body, question, history, params), gated),
+        return StreamingResponse(budget.stream(_stream(services, budget, body, question, history, params), model=gated,
+                                               on_end=services.gate.leave if gated else None),
                                  media_type="text/event-stream")
     try:
         if not body.use_context:
             messages = history + [{"role": "user", "content": question}]
-            text = await asyncio.to_thread(lambda: "".join(services.pipeline.chat(messages, params)))
+            text = await budget.run(lambda: "".join(budget.events(services.pipeline.chat(messages, params))),
+                                    model=True)
             prompt = services.pipeline.count_prompt_tokens(messages)
             return _completion(model, text.strip(), None, None, _usage(services, prompt, text.strip()))
-        answer = await asyncio.to_thread(services.pipeline.answer, question, options)
+        answer = await budget.run(lambda: budget.answer(services.pipeline, question, options), model=gated)
     finally:
         if gated:
             services.gate.leave()
@@ -133,21 +154,22 @@ async def chat_completions(body: ChatRequest, services: ServicesDep, request: Re
                        answer.trace.to_dict(), usage)
 
 
-def _stream(services: Services, body: ChatRequest, question: str, history: list[Message], params) -> Iterator[str]:
+def _stream(services: Services, budget: Budget, body: ChatRequest, question: str, history: list[Message],
+            params) -> Iterator[str]:
     """Server-sent chunks. With documents, the text is sent once the grounding check has passed it
     (``generative`` mode streams tokens as they come, unchecked); sources ride on the last chunk."""
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     model = services.pipeline.generator.model_id
     yield _chunk(completion_id, model, {"role": "assistant"})
     if not body.use_context:
-        for piece in services.pipeline.chat(history + [{"role": "user", "content": question}], params):
+        for piece in budget.events(services.pipeline.chat(history + [{"role": "user", "content": question}], params)):
             yield _chunk(completion_id, model, {"content": piece})
         yield _chunk(completion_id, model, {}, "stop")
     else:
         options = QueryOptions(filters=to_filters(body.context_filter), answer_mode=body.answer_mode,
                                sampling=params, history=tuple(history))
         live = services.pipeline.effective_mode(options) == "generative"
-        for event in services.pipeline.stream(question, options):
+        for event in budget.events(services.pipeline.stream(question, options)):
             if isinstance(event, Answer):
                 if not live:
                     for start in range(0, len(event.text), 16):
