@@ -136,6 +136,20 @@ def demo_copy(tmp_path) -> Path:
     return target
 
 
+def policy_pipeline(index_dir: Path, embedder, **overrides):
+    """Settings and a query pipeline over an index of the telework policy, its generator scripted to cite it:
+    the API tests' app parts (``create_app(settings, pipeline=pipeline)``)."""
+    from ingest.pipeline import FolderIngestor
+    from rag.index import DocumentIndex
+    from rag.pipeline import QueryPipeline
+
+    settings = Settings(index_dir=index_dir, **overrides)
+    FolderIngestor(settings, embedder=embedder).run(DATA / "politica_teletrabajo.md")
+    pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder,
+                             ScriptedGenerator(*["Hasta tres días por semana [1]."] * 10))
+    return settings, pipeline
+
+
 class WordHashEmbedder:
     """Deterministic bag-of-words vectors (hashed words, L2-normalised): fast, honest plumbing fake."""
 

@@ -8,11 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from ingest.pipeline import FolderIngestor
-from rag.index import DocumentIndex
 from rag.pipeline import QueryPipeline
-from rag.settings import Settings
-from tests.conftest import DATA, ScriptedGenerator, wait_for
+from tests.conftest import DATA, ScriptedGenerator, policy_pipeline, wait_for
 
 KEY = {"authorization": "Bearer k3y"}
 
@@ -23,11 +20,7 @@ class SlowToLoadGenerator(ScriptedGenerator):
 
 @pytest.fixture
 def app_parts(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "index", api_key="k3y", max_upload_mb=0.5, background_ingest_mb=0.02)
-    FolderIngestor(settings, embedder=embedder).run(DATA / "politica_teletrabajo.md")
-    pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder,
-                             ScriptedGenerator(*["Hasta tres días por semana [1]."] * 10))
-    return settings, pipeline
+    return policy_pipeline(tmp_path / "index", embedder, api_key="k3y", max_upload_mb=0.5, background_ingest_mb=0.02)
 
 
 @pytest.fixture
