@@ -83,12 +83,6 @@ class Manifest:
     def __contains__(self, key: str) -> bool:
         return key in self._files
 
-    def owner(self, doc_id: str) -> tuple[str, FileEntry] | None:
-        """The key and entry of document ``doc_id`` (None: no entry has it)."""
-        with self._lock:
-            found = next(((k, e) for k, e in self._files.items() if e.doc_id == doc_id), None)
-            return (found[0], _copy(found[1])) if found else None
-
     def chunk_ids(self) -> set[str]:
         with self._lock:
             return {cid for entry in self._files.values() for cid in entry.chunk_ids}

@@ -103,25 +103,69 @@ class RepairReport:
         return out
 
 
+class _Listing:
+    """The ids each store holds, listed once and again only after a step wrote (``stale``): listing a million
+    Chroma ids takes seconds, and every ingest and server start runs the repair."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+        self.stale()
+
+    def stale(self) -> None:
+        self._chroma: set[str] | None = None
+        self._windows: set[str] | None = None
+        self._texts: set[str] | None = None
+
+    @property
+    def chroma(self) -> set[str]:
+        if self._chroma is None:
+            self._chroma = set(self.index.store.ids())
+        return self._chroma
+
+    @property
+    def windows(self) -> set[str]:
+        if self._windows is None:
+            self._windows = set(self.index.windows.ids())
+        return self._windows
+
+    @property
+    def texts(self) -> set[str] | None:
+        """The chunk store's ids (None: no chunk store, a Chroma server)."""
+        if self._texts is None:
+            store = self.index.chunk_store()
+            if store is None:
+                return None
+            self._texts = set(store.ids())
+        return self._texts
+
+    @property
+    def primary(self) -> set[str]:
+        """What the stores of record hold: Chroma's ids and the chunk store's."""
+        return self.chroma | (self.texts or set())
+
+
 def repair_index(ingestor: FolderIngestor) -> RepairReport:
     """Repair the ingestor's index and manifest (see the module docstring); saves when anything changed."""
     report = RepairReport()
     index, manifest = ingestor.index, ingestor.manifest
+    listed = _Listing(index)
     if manifest.unreadable:
         _move_aside(manifest.path, report)
     if not index.remote:
         _check_chunk_store(ingestor, report)
-        _check_chroma(ingestor, report)
-    _replay_journal(ingestor, report)
-    _adopt_orphans(ingestor, report)
-    _recover_lost(ingestor, report)
+        _check_chroma(ingestor, report, listed)
+    _replay_journal(ingestor, report, listed)
+    _adopt_orphans(ingestor, report, listed)
+    _recover_lost(ingestor, report, listed)
     if not index.remote:
-        _reembed(ingestor, report)
+        _reembed(ingestor, report, listed)
         marker = Path(index.index_dir) / REBUILDING_MARKER
         marker.unlink(missing_ok=True)
-    report.derived = index.resync_derived()
+    report.derived = index.resync_derived(listed.chroma, listed.windows)
+    if report.derived:
+        listed.stale()
     if not index.remote:
-        _check_exact(ingestor, report)
+        _check_exact(ingestor, report, listed)
         _record_model(ingestor, report)
     if report.changed or ingestor.journal:
         ingestor.save()  # index first, then the manifest, then the journal goes
@@ -149,30 +193,29 @@ def _check_chunk_store(ingestor: FolderIngestor, report: RepairReport) -> None:
         index.reset_chunk_store()
 
 
-def _check_chroma(ingestor: FolderIngestor, report: RepairReport) -> None:
+def _check_chroma(ingestor: FolderIngestor, report: RepairReport, listed: _Listing) -> None:
     """A Chroma folder that cannot be opened is moved aside; the chunk store then refills a new one (step 5)."""
     index = ingestor.index
     try:
-        index.store.ids()
-        index.windows.ids()
+        listed.chroma, listed.windows  # noqa: B018 - listing them is the check
     except Exception as exc:  # noqa: BLE001 - whatever Chroma raises on a damaged folder
         folder = index.store.path
         if folder is None:
             raise
         log.warning("the Chroma store at %s cannot be read (%s: %s)", folder, type(exc).__name__, exc)
-        (Path(index.index_dir) / REBUILDING_MARKER).write_text("chroma is being refilled from the chunk store\n")
+        _mark_rebuilding(index)
         index.close_chroma()
         _move_aside(Path(folder), report)
         index.renew_generation()
+        listed.stale()
 
 
-def _replay_journal(ingestor: FolderIngestor, report: RepairReport) -> None:
+def _replay_journal(ingestor: FolderIngestor, report: RepairReport, listed: _Listing) -> None:
     records = ingestor.journal.records()
     if not records:
         return
     index, manifest = ingestor.index, ingestor.manifest
-    stored = set(index.store.ids())
-    held = index.primary_ids()
+    stored, held = listed.chroma, listed.primary
     for record in records:
         entry = record.entry
         current = manifest.get(record.key)
@@ -192,20 +235,21 @@ def _replay_journal(ingestor: FolderIngestor, report: RepairReport) -> None:
             index.delete(undo)
             report.undone_chunks += sum(cid in held for cid in undo)
             report.undone_files.append(entry.source)
+    listed.stale()
 
 
-def _adopt_orphans(ingestor: FolderIngestor, report: RepairReport) -> None:
+def _adopt_orphans(ingestor: FolderIngestor, report: RepairReport, listed: _Listing) -> None:
     index, manifest = ingestor.index, ingestor.manifest
     owned = manifest.chunk_ids()
-    chroma = set(index.store.ids())
-    texts = index.chunk_store()
-    text_ids = set(texts.ids()) if texts is not None else chroma
+    chroma = listed.chroma
+    text_ids = listed.texts if listed.texts is not None else chroma
     stale: set[str] = set()
-    if texts is not None and not (Path(index.index_dir) / REBUILDING_MARKER).exists():
+    if listed.texts is not None and not (Path(index.index_dir) / REBUILDING_MARKER).exists():
         stale = (chroma - text_ids) - owned  # in Chroma alone: an older copy's documents, removed since
         if stale:
             index.delete(sorted(stale))
             report.stale_removed = len(stale)
+            listed.stale()
     orphans = sorted(((chroma - stale) | text_ids) - owned)
     if not orphans:
         return
@@ -235,12 +279,12 @@ def _entry_from(doc_id: str, chunks: list[Chunk]) -> FileEntry:
                      ingested_at=max((c.metadata.ingested_at or 0.0 for c in chunks), default=0.0))
 
 
-def _recover_lost(ingestor: FolderIngestor, report: RepairReport) -> None:
+def _recover_lost(ingestor: FolderIngestor, report: RepairReport, listed: _Listing) -> None:
     """Entries naming chunks that no store of record holds: read their file again, else keep what remains."""
     from ingest.pipeline import PlannedFile
 
-    index, manifest = ingestor.index, ingestor.manifest
-    held = index.primary_ids()
+    manifest = ingestor.manifest
+    held = listed.primary
     for key, entry in manifest.files.items():
         kept = [cid for cid in entry.chunk_ids if cid in held]
         if len(kept) == len(entry.chunk_ids):
@@ -250,6 +294,7 @@ def _recover_lost(ingestor: FolderIngestor, report: RepairReport) -> None:
             try:
                 planned = PlannedFile(path, entry.source, key, file_hash(path))
                 ingestor._index_file(planned, ingestor._parse(planned))
+                listed.stale()
                 report.reingested.append(entry.source)
                 continue
             except Exception as exc:  # noqa: BLE001 - one unreadable file never stops the repair
@@ -263,20 +308,16 @@ def _recover_lost(ingestor: FolderIngestor, report: RepairReport) -> None:
             report.dropped.append(entry.source)
 
 
-def _reembed(ingestor: FolderIngestor, report: RepairReport) -> None:
+def _reembed(ingestor: FolderIngestor, report: RepairReport, listed: _Listing) -> None:
     """Chunks the chunk store holds and Chroma lacks (a lost or older Chroma folder): embedded again, a whole
     document at a time (a sentence's window vector needs its neighbours')."""
-    index = ingestor.index
-    texts = index.chunk_store()
-    if texts is None:
+    if listed.texts is None:
         return
     owned = ingestor.manifest.chunk_ids()
-    need = (owned & set(texts.ids())) - set(index.store.ids())
+    need = (owned & listed.texts) - listed.chroma
     if not need:
         return
-    # While Chroma is refilled the chunk store is the only copy of the text: a run killed meanwhile must not
-    # copy the half-filled Chroma over it (``DocumentIndex._copy_chunks`` keeps it while the marker is there).
-    (Path(index.index_dir) / REBUILDING_MARKER).write_text("chroma is being refilled from the chunk store\n")
+    _mark_rebuilding(ingestor.index)
     docs = {Chunk.document_id(cid) for cid in need}
     by_doc: dict[str, list[str]] = defaultdict(list)
     for cid in sorted(owned):
@@ -290,6 +331,13 @@ def _reembed(ingestor: FolderIngestor, report: RepairReport) -> None:
             batch = []
     if batch:
         report.reembedded_chunks += _embed_again(ingestor, batch)
+    listed.stale()
+
+
+def _mark_rebuilding(index) -> None:
+    """While Chroma is refilled the chunk store is the only copy of the text: a run killed meanwhile must not copy
+    the half-filled Chroma over it (``DocumentIndex._copy_chunks`` keeps it while the marker is there)."""
+    (Path(index.index_dir) / REBUILDING_MARKER).write_text("chroma is being refilled from the chunk store\n")
 
 
 def _embed_again(ingestor: FolderIngestor, ids: list[str]) -> int:
@@ -301,15 +349,16 @@ def _embed_again(ingestor: FolderIngestor, ids: list[str]) -> int:
     return len(chunks)
 
 
-def _check_exact(ingestor: FolderIngestor, report: RepairReport) -> None:
+def _check_exact(ingestor: FolderIngestor, report: RepairReport, listed: _Listing) -> None:
     index = ingestor.index
-    for exact, store in ((index.exact, index.store), (index.exact_windows, index.windows)):
+    for exact, store, ids in ((index.exact, index.store, listed.chroma),
+                              (index.exact_windows, index.windows, listed.windows)):
         try:
             cached = exact.cached_ids()
         except ValueError as exc:
             log.warning("%s", exc)
             cached = ([], "")
-        if cached is None or set(cached[0]) == set(store.ids()):
+        if cached is None or set(cached[0]) == ids:
             continue  # none (the first search writes it), or in step
         exact.rebuild()
         report.exact_rebuilt.append(exact.cache.name if exact.cache else store.name)

@@ -386,11 +386,6 @@ class DocumentIndex:
             self.exact.reset()
             self.exact_windows.reset()
 
-    def primary_ids(self) -> set[str]:
-        """The ids the stores of record hold: Chroma's and the chunk store's (one may lack what the other has)."""
-        texts = self.chunk_store()
-        return set(self.store.ids()) | (set(texts.ids()) if texts is not None else set())
-
     def close_chroma(self) -> None:
         """Let go of the Chroma folder (a repair moves an unreadable one aside); the next use opens it anew."""
         self.store.close()
@@ -409,13 +404,13 @@ class DocumentIndex:
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
         self.chunk_store()
 
-    def resync_derived(self, batch: int = 2000) -> dict[str, int]:
-        """Bring what is derived from the stores of record in step with them: BM25 (both sides) and the window
-        units get the chunks they lack and lose those the stores no longer hold. Returns, by file or collection,
-        how many ids were added or dropped (empty: all in step)."""
+    def resync_derived(self, stored: set[str], windows: set[str], batch: int = 2000) -> dict[str, int]:
+        """Bring what is derived from the stores of record in step with them (``stored``: Chroma's ids,
+        ``windows``: the window collection's, as the caller listed them): BM25 (both sides) and the window units
+        get the chunks they lack and lose those the stores no longer hold. Returns, by file or collection, how many
+        ids were added or dropped (empty: all in step)."""
         changed: dict[str, int] = {}
         with self.lock:
-            stored = set(self.store.ids())
             for bm25, windowed in ((self.bm25, False), (self.bm25_windows, True)):
                 have = set(bm25.ids())
                 extra, missing = sorted(have - stored), sorted(stored - have)
@@ -426,8 +421,7 @@ class DocumentIndex:
                              else {c.id: self.analyzer(c.metadata.language).terms(c.text) for c in part})
                 if extra or missing:
                     changed[bm25.path.name if bm25.path else "bm25"] = len(extra) + len(missing)
-            have = set(self.windows.ids())
-            extra, missing = sorted(have - stored), stored - have
+            extra, missing = sorted(windows - stored), stored - windows
             if extra:
                 self.renew_generation()
                 self.windows.delete(extra)
