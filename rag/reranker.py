@@ -39,6 +39,19 @@ def _ordered(hits: list[ScoredChunk], scores: np.ndarray, stage: str) -> list[Sc
     return [ScoredChunk(h.chunk, h.score, {**h.ranks, stage: rank}) for rank, h in enumerate(rescored, start=1)]
 
 
+def _on_disk(model: str) -> bool:
+    """A folder, or a model id whose config the Hugging Face cache holds (looked up without the network)."""
+    path = Path(model).expanduser()
+    if path.is_dir() or path.is_absolute() or model.startswith((".", "~")):
+        return path.is_dir()
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except ValueError:  # not a valid repo id: sentence-transformers says why
+        return True
+
+
 class CrossEncoderReranker:
     """A sentence-transformers ``CrossEncoder`` read from a folder or the HF cache (offline).
 
@@ -58,6 +71,8 @@ class CrossEncoderReranker:
         with self._lock:
             if self._model is None:
                 ensure_offline()
+                if not _on_disk(self.model_name):  # known before importing sentence-transformers (5-10 s)
+                    raise OSError(f"{self.model_name!r} is neither a folder nor in the Hugging Face cache")
                 from sentence_transformers import CrossEncoder
 
                 self._model = CrossEncoder(self.model_name, max_length=self.max_length, device="cpu",
