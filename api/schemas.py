@@ -61,10 +61,19 @@ class CitationOut(BaseModel):
 
 
 class QueryResponse(BaseModel):
-    answer: str
+    answer: str = Field(description="The answer, with [n] citation markers; it opens with the short answer "
+                                    "and a dash when there is one.")
     abstained: bool
     citations: list[CitationOut]
     trace: dict[str, Any]
+    short_answer: str | None = Field(None, description="The span that answers what the question asks for (an "
+                                                       "amount, a date, a deadline, a count, a person or body, a "
+                                                       "place, an article; 'Sí'/'Yes'/'No'), or null.")
+    short_citation: int | None = Field(None, description="Which citation (1-based) holds the short answer.")
+    short_start: int | None = Field(None, description="Start of the short answer in that citation's `text`, in "
+                                                      "characters; for a yes/no answer, of the sentence that "
+                                                      "decides it.")
+    short_end: int | None = Field(None, description="End of that span (exclusive).")
 
 
 class Health(BaseModel):

@@ -5,7 +5,8 @@ One JSON object a line: ``{"id", "question", "answers": [...], "source", "pages"
 (empty: any page), ``answerable: false`` for questions the documents cannot answer. An optional
 ``kind`` names what a question tests, so that metrics are reported per kind: ``near-miss`` (on the
 documents' topic, but what is asked is not in them), ``far-off`` (another topic), ``paraphrase``
-(answerable, asked in other words than the documents'), ``table`` (a table row and column).
+(answerable, asked in other words than the documents'), ``table`` (a table row and column). An optional
+``half`` (``tune``/``report``) and ``doc_kind`` (law, agreement, tender…) split the metrics (``eval.devsets``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class QAItem:
     pages: tuple[int, ...]
     answerable: bool
     kind: str = ""
+    half: str = ""  # "tune" (tune on it) or "report" (never tuned on); empty: no halves
+    doc_kind: str = ""  # the kind of document that holds the answer (law, agreement, tender, leaflet…)
 
     @property
     def category(self) -> str:
@@ -40,7 +43,8 @@ def load_qa(path: Path) -> list[QAItem]:
             row = json.loads(line)
             items.append(QAItem(str(row.get("id", number)), row["question"], tuple(row.get("answers", [])),
                                 row.get("source"), tuple(row.get("pages", [])), bool(row.get("answerable", True)),
-                                str(row.get("kind", ""))))
+                                str(row.get("kind", "")), str(row.get("half") or ""),
+                                str(row.get("doc_kind") or "")))
         except (json.JSONDecodeError, KeyError) as exc:
             raise ValueError(f"{path}:{number}: invalid QA line ({exc})") from exc
     return items

@@ -239,6 +239,12 @@ class Evaluator:
                 "exact_match": exact_match(answer.text, item.answers) if item.answers else None,
                 "token_f1": token_f1(answer.text, item.answers) if item.answers else None,
                 "contains_answer": contains_answer(answer.text, item.answers) if item.answers else None,
+                "short_answer": answer.short_answer,
+                "short_focus": answer.trace.details.get("short_answer", {}).get("focus"),
+                "short_exact_match": exact_match(answer.short_answer, item.answers)
+                if item.answers and answer.short_answer is not None else None,
+                "short_token_f1": token_f1(answer.short_answer, item.answers)
+                if item.answers and answer.short_answer is not None else None,
             }
             if not answer.abstained:
                 # The sources as the answer saw them (merged sentence windows), not as stored.
@@ -313,6 +319,17 @@ def answer_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
         "faithfulness": mean([r for r in rows if not r["abstained"]], "faithfulness"),
         "answered": float(len(answered)),
     }
+    # The short answer (rag.short): over the answerable questions that got one, and with none (or an abstention)
+    # counted as 0 over those answered and over all answerable ones.
+    shortened = [r for r in answerable if r.get("short_answer") is not None and r.get("short_token_f1") is not None]
+    for key in ("short_exact_match", "short_token_f1"):
+        metrics[key] = mean(shortened, key)
+        for name, group in (("answered", answered), ("all", answerable)):
+            scored = [r for r in group if r.get("exact_match") is not None]
+            if scored:
+                metrics[f"{key}_{name}"] = sum(float(r.get(key) or 0.0) for r in scored) / len(scored)
+    if answered:
+        metrics["short_answered"] = len(shortened) / len(answered)
     # Per kind of question (near-miss, far-off, paraphrase, table…), when a set names kinds.
     kinds = sorted({r.get("kind", "") for r in rows} - {"", "answerable", "unanswerable"})
     for kind in kinds:

@@ -22,7 +22,7 @@ class ImageParser:
     1
     """
 
-    base_version = "image-1"
+    base_version = "image-2"  # 2: running blocks, stamps and contents pages dropped as in PDFs (ingest/boilerplate.py)
 
     def __init__(self, scanner: PageScanner | None) -> None:
         self.scanner = scanner

@@ -6,6 +6,7 @@ import logging
 import re
 from pathlib import Path
 
+from ingest.boilerplate import BoilerplateReport, strip_boilerplate
 from ingest.errors import CORRUPT, EMPTY, NO_TEXT_LAYER, PASSWORD_REQUIRED, TOO_LARGE, IngestError
 from ingest.ocr import OcrUnavailable
 from ingest.scan import PageScanner, ScannedPage, SkippedPage
@@ -19,10 +20,6 @@ log = logging.getLogger(__name__)
 # A page line is treated as part of a table (and left out of the page text) when at least this
 # share of its words are cell words of a table on the same page.
 _TABLE_LINE_OVERLAP = 0.8
-# Page headers/footers: a line among the first or last _EDGE_LINES of a page whose text (digits
-# ignored) recurs on at least this share of the pages (and on 3 pages or more).
-_EDGE_LINES = 3
-_BOILERPLATE_SHARE = 0.3
 # Heading levels by keyword (accent-folded); unknown kinds sit at the article level.
 _LEVELS = {"titulo": 0, "anexo": 0, "capitulo": 1, "chapter": 1, "seccion": 2, "section": 2, "annex": 0,
            "articulo": 3, "article": 3, "disposicion": 3}
@@ -50,8 +47,9 @@ class PdfParser:
     1
     """
 
-    # 3: tables with a title, multi-row headers joined, merged rows split, row spans filled; 4: OCR of scans
-    base_version = "pdf-6"
+    # 3: tables with a title, multi-row headers joined, merged rows split, row spans filled; 4: OCR of scans;
+    # 7: running blocks anywhere on the page, verification stamps and contents pages taken out
+    base_version = "pdf-7"
 
     def __init__(self, passwords: list[str] | None = None, password_map: dict[str, str] | None = None,
                  scanner: PageScanner | None = None, max_pages: int = 10_000) -> None:
@@ -64,6 +62,7 @@ class PdfParser:
         self.warnings: list[str] = []  # about the last parsed file, e.g. pages without a text layer
         self.scanned: dict[int, ScannedPage] = {}  # the last parsed file's pages read by OCR, by page number
         self.skipped: list[SkippedPage] = []  # the last parsed file's pages OCR gave nothing for
+        self.boilerplate = BoilerplateReport()  # the last parsed file's running blocks and contents lines
 
     @property
     def version(self) -> str:
@@ -79,6 +78,7 @@ class PdfParser:
             self.warnings = []
             self.scanned = {}
             self.skipped = []
+            self.boilerplate = BoilerplateReport()
             reader = PdfReader(path, strict=False)
             password = self._unlock(reader, source, path.name)
             if len(reader.pages) > self.max_pages:  # parse time and memory are bounded per file
@@ -115,7 +115,9 @@ class PdfParser:
                                                     or _figure_share(text) >= _FIGURE_PAGE)}
         tables = self.tables(path, source, password, page_texts, candidates) if candidates else {}
         tables.update(ocr_tables)
-        return page_elements(source, page_texts, tables, _outline_by_page(reader, len(page_texts)))
+        elements, self.boilerplate = elements_and_boilerplate(source, page_texts, tables,
+                                                              _outline_by_page(reader, len(page_texts)))
+        return elements
 
     def _read_scans(self, path: Path, source: str, password: str | None,
                     page_texts: list[str]) -> dict[int, ScannedPage]:
@@ -318,15 +320,23 @@ def _upright_tables(path: Path, number: int, turn: int, password: str | None) ->
 
 def page_elements(source: str, page_texts: list[str], tables: dict[int, list[Table]],
                   outline: dict[int, str] | None = None) -> list[Element]:
-    """Pages (text and tables, by 1-based number) to elements: running headers and footers dropped, numbered
-    headings ("Artículo 20. Resolución.") as titles, each element under the outline and headings in force."""
+    """Pages (text and tables, by 1-based number) to elements: running blocks, stamps and contents pages
+    dropped, numbered headings ("Artículo 20. Resolución.") as titles, each element under the outline and
+    headings in force."""
+    return elements_and_boilerplate(source, page_texts, tables, outline)[0]
+
+
+def elements_and_boilerplate(source: str, page_texts: list[str], tables: dict[int, list[Table]],
+                             outline: dict[int, str] | None = None,
+                             ) -> tuple[list[Element], BoilerplateReport]:
+    """``page_elements``, and the report of what was dropped (``ingest.boilerplate``)."""
     outline = outline or {}
-    boilerplate = _boilerplate(page_texts)
+    stripped = strip_boilerplate(page_texts, _HEADING)
     elements: list[Element] = []
     headings: dict[int, str] = {}  # level -> heading text in force
-    for number, text in enumerate(page_texts, start=1):
-        page_tables = tables.get(number, [])
-        text = _drop_edges(text, boilerplate)
+    for number, text in enumerate(stripped.texts, start=1):
+        page_tables = [t for t in tables.get(number, [])
+                       if not stripped.takes_table(number, t.words(), t.to_markdown())]
         text = _drop_table_lines(text, page_tables)
         base = outline.get(number)
         block: list[str] = []
@@ -345,7 +355,7 @@ def page_elements(source: str, page_texts: list[str], tables: dict[int, list[Tab
         for t_index, table in enumerate(page_tables, start=1):
             elements.append(Element(table.to_markdown(), source, number, ElementType.TABLE,
                                     _path(base, headings), table_id=f"p{number}-t{t_index}"))
-    return elements
+    return elements, stripped.report
 
 
 def _centre_in(obj: dict, box: tuple) -> bool:
@@ -517,36 +527,6 @@ def _path(base: str | None, headings: dict[int, str]) -> str | None:
             parts.pop()
         parts += [headings[level] for level in sorted(headings)]
     return " > ".join(parts) or None
-
-
-def _normalise(line: str) -> str:
-    return re.sub(r"\d+", "#", " ".join(line.split())).lower()
-
-
-def _edges(lines: list[str]) -> list[str]:
-    lines = [ln for ln in lines if ln.strip()]
-    return lines[:_EDGE_LINES] + lines[-_EDGE_LINES:] if len(lines) > 2 * _EDGE_LINES else lines
-
-
-def _boilerplate(page_texts: list[str]) -> set[str]:
-    """Normalised lines that recur at the top or bottom of many pages (running headers, footers)."""
-    if len(page_texts) < 3:
-        return set()
-    counts: dict[str, int] = {}
-    for text in page_texts:
-        for line in set(_normalise(ln) for ln in _edges(text.splitlines())):
-            if line:
-                counts[line] = counts.get(line, 0) + 1
-    needed = max(3, _BOILERPLATE_SHARE * len(page_texts))
-    return {line for line, count in counts.items() if count >= needed}
-
-
-def _drop_edges(text: str, boilerplate: set[str]) -> str:
-    if not boilerplate:
-        return text
-    lines = text.splitlines()
-    edge = set(_edges(lines))
-    return "\n".join(ln for ln in lines if not (ln in edge and _normalise(ln) in boilerplate))
 
 
 def _outline_by_page(reader, pages: int) -> dict[int, str]:

@@ -30,7 +30,7 @@ from ingest.office import OFFICE_SUFFIXES, UnstructuredParser
 from ingest.pdf import PdfParser
 from ingest.repair import RepairReport, repair_index
 from ingest.scan import PageScanner, ScannedPage, SkippedPage
-from rag.analysis import detect_language
+from rag.analysis import SEGMENTATION_VERSION, detect_language
 from rag.embedder import SentenceTransformerEmbedder, dense_embedder
 from rag.index import DocumentIndex
 from rag.settings import Settings
@@ -185,7 +185,7 @@ class FolderIngestor:
         parser = (self.pdf.version if suffix == ".pdf" else self.images.version if suffix in IMAGE_SUFFIXES
                   else self.office.version)
         return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
-                "embedder": self.dense.model_id, **self._heading_parts()}
+                "embedder": self.dense.model_id, "segmentation": SEGMENTATION_VERSION, **self._heading_parts()}
 
     def _heading_parts(self) -> dict[str, object]:
         """The window units' heading settings, named only when set (so an index from before them is current
@@ -421,7 +421,7 @@ class FolderIngestor:
                 source=planned.source, page=draft.page, page_end=draft.page_end, element_type=draft.element_type,
                 section=draft.section, table_id=draft.table_id, table_json=draft.table_json, doc_id=doc_id,
                 doc_hash=planned.content_hash, file_path=planned.key, config_key=config, chunker=self.chunker.name, chunker_params=params, language=language,
-                file_mtime=mtime, ingested_at=now, ordinal=ordinal, window=draft.window,
+                file_mtime=mtime, ingested_at=now, ordinal=ordinal, window=draft.window, lead_in=draft.lead_in,
                 **chunk_ocr_fields(draft.text, draft.page, draft.page_end, scanned or {}))
             chunks.append(Chunk(Chunk.make_id(doc_id, ordinal, draft.text), draft.text, meta))
         return chunks

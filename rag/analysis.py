@@ -39,6 +39,8 @@ _BOUNDARY = re.compile(r"(?<=[.!?…])[\"'»”)\]]*\s+")
 _ENUMERATOR = re.compile(r"(?:\d{1,3}\.|[a-z]\))")
 # The number and the space before the sentence it opens ("2. El plazo…"); the focus checks set it aside too.
 PARAGRAPH_NUMBER = re.compile(_ENUMERATOR.pattern + r"\s+(?=[A-ZÁÉÍÓÚÑ¿¡«\"(])")
+# A list item's marker ("b) ", "2.ª ", "3.º ", "4) "): after a full stop it opens the next sentence.
+_ITEM_OPENS = re.compile(r"(?:\(?[a-zñ]\)|\d{1,3}\.?[ªº]\.?|\d{1,3}\))\s")
 
 
 @lru_cache(maxsize=4)
@@ -153,8 +155,8 @@ def _is_false_boundary(candidate: str, after: str) -> bool:
     """Whether the boundary after ``candidate`` (the sentence so far) is none; ``after``: the next characters."""
     if _ENUMERATOR.fullmatch(candidate):
         return True  # "2." alone: the paragraph's number belongs to the sentence it opens
-    if PARAGRAPH_NUMBER.match(after):
-        return False  # "… expreso. 2. El plazo…": the next paragraph begins, however the sentence ends
+    if PARAGRAPH_NUMBER.match(after) or _ITEM_OPENS.match(after):
+        return False  # "… expreso. 2. El plazo…", "… generales. b) Oposiciones…": the next paragraph or item begins
     following = after[:1]
     if not candidate.endswith("."):
         return False  # ! ? … always end a sentence
@@ -185,6 +187,9 @@ _NUMBER_WORDS = {
 _ABBREVIATED = {"es": {"art": "articulo", "arts": "articulo", "apdo": "apartado", "apdos": "apartado",
                        "disp": "disposicion", "cap": "capitulo"}, "en": {}}
 # Bumped whenever the BM25 terms of a text change: an index analysed otherwise is re-analysed on open.
+# How text is cut into sentences and list items are tied to their lead-ins: chunks made by another version are
+# ingested again (``FolderIngestor.config_parts``). 2: a list item's marker ("b) ", "2.ª ") opens a sentence.
+SEGMENTATION_VERSION = "sentences-2"
 ANALYSIS_VERSION = "terms-3"  # 2: number words as digits, statute abbreviations spelled out; 3: "-ación" nouns
 
 

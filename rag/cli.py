@@ -159,6 +159,9 @@ def _print_answer(answer: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(answer, ensure_ascii=False, indent=2))
         return
+    if answer.get("short_answer"):  # alone on the first line: a script reads it with `head -1`
+        label = "Respuesta corta" if answer["trace"].get("language") == "es" else "Short answer"
+        print(f"{label}: {answer['short_answer']}")
     print(answer["answer"])
     if answer["citations"]:
         print()

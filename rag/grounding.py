@@ -14,6 +14,7 @@ import numpy as np
 
 from rag.analysis import Analyzer, fold_accents, split_sentences
 from rag.embedder import Embedder, similarities
+from rag.enumeration import family, item_order, lead_ins, lead_of, with_lead
 from rag.focus import NUMBER, NUMBER_WORD, QUANTITATIVE, FocusCheck
 from rag.types import ElementType, ScoredChunk
 
@@ -48,6 +49,18 @@ class Unit:
 
     source_index: int  # 1-based, as numbered in the prompt
     text: str
+    lead: str = ""  # a list item's lead-in ("En la sección II se publicarán:"), scored and quoted with it
+    adjacent: bool = True  # the item follows its lead-in in the source (else "[…]" stands between them)
+
+    @property
+    def scored(self) -> str:
+        """What the question is scored against: the item with its lead-in."""
+        return f"{self.lead} {self.text}" if self.lead else self.text
+
+    @property
+    def quoted(self) -> str:
+        """How the answer quotes it: "En la sección II se publicarán: […] b) Oposiciones y concursos."."""
+        return with_lead(self.lead, self.text.strip(), self.adjacent) if self.lead else self.text.strip()
 
     @property
     def is_table_row(self) -> bool:
@@ -180,13 +193,49 @@ def source_units(sources: list[ScoredChunk]) -> list[Unit]:
             # Markdown table: header, |---| separator, rows. Each row is quoted with its header.
             lines = [ln for ln in chunk.text.splitlines() if ln.strip().startswith("|")]
             texts = [f"{lines[0]}\n{lines[1]}\n{row}" for row in lines[2:]] if len(lines) > 2 else [chunk.text]
+            found = [Unit(n, text) for text in texts]
         else:
-            texts = [s for s in split_sentences(chunk.context_text) if len(s) > 2]
-        for text in texts:
-            if text not in seen:
-                seen.add(text)
-                units.append(Unit(n, text))
+            found = _sentence_units(n, chunk)
+        for unit in found:
+            if unit.text not in seen:
+                seen.add(unit.text)
+                units.append(unit)
     return units
+
+
+def _sentence_units(n: int, chunk) -> list[Unit]:
+    """The sentences of a chunk's window, each list item with its lead-in: found in the window, else (for the
+    chunk's own sentence) the one ingestion found across the document."""
+    sentences = [s for s in split_sentences(chunk.context_text) if len(s) > 2]
+    leads = lead_ins(sentences)
+    own = " ".join(chunk.text.split())
+    units = []
+    for i, (sentence, lead) in enumerate(zip(sentences, leads, strict=True)):
+        text = sentence.removesuffix("[…]").rstrip()  # a far lead-in that opens the window
+        if lead is None and chunk.metadata.lead_in and " ".join(text.split()) == own:
+            lead = chunk.metadata.lead_in
+        if not lead:
+            units.append(Unit(n, text))
+            continue
+        adjacent = i > 0 and sentences[i - 1].removesuffix("[…]").rstrip() == lead
+        units.append(Unit(n, text, lead, adjacent))
+    return units
+
+
+def list_items(best: Unit, units: list[Unit]) -> list[Unit]:
+    """The list ``best`` belongs to, for a question that asks for a list: its lead-in (when it is a unit of the
+    sources) and every item of it found in the sources, in the list's order. Empty when ``best`` is neither an
+    item nor a lead-in, or no item of its list was found."""
+    lead = best.lead or lead_of(best.text)
+    if not lead:
+        return []
+    # Marked items only: an item's further sentences ("En todo caso, …") have no place of their own in the order.
+    items = sorted((u for u in units if u.lead == lead and family(u.text, True)), key=lambda u: item_order(u.text))
+    if not items:
+        return []
+    # The lead-in itself, with the list's first item when the sentence holds both ("…casos: a) Quince días…").
+    heads = sorted((u for u in units if not u.lead and u.text.startswith(lead)), key=lambda u: -len(u.text))
+    return heads[:1] + items
 
 
 class Grounder:
@@ -264,7 +313,7 @@ class Grounder:
         "2015") that neither the unit nor its source names; above 1 for a unit that holds a specific answer and
         the question's rarest term.
         """
-        vectors = self.embedder.embed([question] + [u.text for u in units])
+        vectors = self.embedder.embed([question] + [u.scored for u in units])
         semantic = vectors[1:] @ vectors[0]
         analyzer = Analyzer(language)
         question_terms = analyzer.terms(question)
@@ -273,7 +322,7 @@ class Grounder:
         weights = {t: max(w, 0.0) + IDF_FLOOR for t, w in
                    (self.idf(sorted(wanted)) if self.idf and wanted else {t: 1.0 for t in wanted}).items()}
         total = sum(weights.values())
-        unit_lists = [analyzer.terms(u.text) for u in units]
+        unit_lists = [analyzer.terms(u.scored) for u in units]
         unit_terms = [set(terms) for terms in unit_lists]
         lexical = np.array([sum(weights[t] for t in wanted & terms) / total if total > 0 else 0.0
                             for terms in unit_terms])
@@ -297,7 +346,7 @@ class Grounder:
         # A unit that holds the specific answer weighs more only when it is about the question's rarest term
         # (the warranty's duration, not any duration of the law).
         rarest = max(weights, key=lambda t: weights[t]) if weights else None
-        factors = [focus.factor(u.text, _about(sources[u.source_index - 1])) for u in units]
+        factors = [focus.factor(u.scored, _about(sources[u.source_index - 1])) for u in units]
         factors = np.array([f if f <= 1.0 or rarest in terms else 1.0
                             for f, terms in zip(factors, unit_terms, strict=True)])
         return UnitScores(scores * factors, semantic, lexical, local_lexical, ordered, factors, context_lexical)

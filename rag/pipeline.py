@@ -37,12 +37,14 @@ from rag.generator import (
     generator_from_settings,
     token_counter,
 )
-from rag.grounding import Grounder, Unit, cited_indices, renumber_citations, source_units
+from rag.enumeration import asks_list, family, item_order, lead_of
+from rag.grounding import Grounder, Unit, cited_indices, list_items, renumber_citations, source_units
 from rag.index import DocumentIndex
 from rag.prompt import ABSTENTION, abstention, build_messages
 from rag.reranker import Reranker, load_reranker
 from rag.retriever import Filters, HybridRetriever
 from rag.settings import AnswerMode, Settings
+from rag.short import short_answer, short_focus
 from rag.types import Answer, Chunk, Citation, ScoredChunk, Trace
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ MIN_ORDERED_SUPPORT = 0.5
 MODEL_SHORTLIST = 16
 # Extractive answers also quote the runner-up unit when it scores this share of the best one.
 QUOTE_RELATIVE_SCORE = 0.95
+MAX_LIST_ITEMS = 16  # a list question quotes its lead-in and at most this many items
 
 
 @dataclass(frozen=True)
@@ -339,7 +342,7 @@ class QueryPipeline:
             if (opts.answer_mode or self.settings.answer_mode) == "auto":
                 trace.notes.append("answered with the evidence's own sentences: the configured model is not "
                                    "declared capable of grounded answers (RAG_LLM_CAPABLE=true to generate)")
-            yield self._extractive(gated.quotes, gated.sources, trace)
+            yield self._with_short(self._extractive(gated.quotes, gated.sources, trace), found.question, language)
             return
         params = opts.sampling or SamplingParams.from_settings(self.settings)
         prompt_sources = self._prompt_sources(question, gated.sources, language, params, list(opts.history), trace)
@@ -352,7 +355,8 @@ class QueryPipeline:
         generated = "".join(pieces).strip()
         trace.details["generator"] = self.generator.model_id
         trace.details["generated"] = generated
-        yield self._grounded(generated, gated.quotes, gated.sources, prompt_sources, language, mode, trace)
+        yield self._with_short(self._grounded(generated, gated.quotes, gated.sources, prompt_sources, language, mode,
+                                              trace), found.question, language)
 
     def sources(self, found: Search, top_k: int) -> tuple[list[ScoredChunk], list[str]]:
         """The ``top_k`` distinct passages of a search (overlapping sentence windows merge, so candidates are
@@ -374,7 +378,7 @@ class QueryPipeline:
         keep = np.array([i for i in np.argsort(-scores.score, kind="stable") if not units[i].is_table_row]
                         [:MODEL_SHORTLIST], dtype=int)
         query = self._dense_cached.embed_queries([question])[0]
-        dense_cosine = self._dense_cached.embed([units[i].text for i in keep]) @ query
+        dense_cosine = self._dense_cached.embed([units[i].scored for i in keep]) @ query
         relevance = [s.score for s in sources]
         ranks = None
         if part_of > 1:
@@ -437,18 +441,52 @@ class QueryPipeline:
         with _timed(trace, "evidence"):
             units = source_units(sources)  # split once, for every part of the question
             per_part = [self.evidence(part, sources, language, units, part_of=len(parts)) for part in parts]
-        trace.details["evidence"] = [{"text": u.text, "score": round(score, 4), "source": u.source_index}
+        trace.details["evidence"] = [{"text": u.quoted, "score": round(score, 4), "source": u.source_index}
                                      for found_units in per_part for u, score in found_units]
         best_evidence = max((f[0][1] for f in per_part if f), default=0.0)
         if best_evidence < threshold:
+            best_unit = max((f[0] for f in per_part if f), key=lambda pair: pair[1], default=None)
+            said = f' (best: "{_clip(best_unit[0].quoted)}" [{best_unit[0].source_index}])' if best_unit else ""
             return self._abstain(language, trace, f"best evidence score {best_evidence:.3f} ({gate}) below "
-                                                  f"{threshold:.3f}: the sources do not answer the question")
+                                                  f"{threshold:.3f}{said}: the sources do not answer the question")
         quotes: list[tuple[Unit, float]] = []
         for f in per_part:
             if f and f[0][1] >= threshold:
                 quotes.extend((u, score) for u, score in f[:2] if score >= QUOTE_RELATIVE_SCORE * f[0][1]
                               and u.text not in {q.text for q, _ in quotes})
+        if quotes and len(parts) == 1 and asks_list(found.question):
+            # "¿Qué órganos…?": the list of the best unit that is an item or a lead-in (among the evidence over
+            # the threshold): its lead-in and every item the sources hold, in order.
+            for unit, score in per_part[0]:
+                listed = list_items(unit, units)[:MAX_LIST_ITEMS] if score >= threshold else []
+                if listed:
+                    listed, sources = self._whole_list(listed, sources)
+                    trace.details["list"] = {"lead_in": listed[-1].lead, "items": len(listed)}
+                    quotes = [(u, score) for u in listed]
+                    break
         return Gated(sources, quotes)
+
+    def _whole_list(self, listed: list[Unit], sources: list[ScoredChunk]) -> tuple[list[Unit], list[ScoredChunk]]:
+        """The items of a list that the sources lack, read from the index (chunks of the same document with the
+        same lead-in), each added as a source of its own so that each item is cited with its page."""
+        lead = listed[-1].lead
+        meta = sources[listed[-1].source_index - 1].chunk.metadata
+        try:
+            ids = self.index.allowed({"$and": [{"doc_id": meta.doc_id}, {"lead_in": lead}]})
+            found = self.index.get(sorted(ids)).values()
+        except Exception as exc:  # noqa: BLE001 - best effort: a store that cannot filter so quotes what it has
+            log.debug("list items not looked up: %s", exc)
+            return listed, sources
+        have = {" ".join(u.text.split()) for u in listed}
+        missing = sorted((c for c in found if " ".join(c.text.split()) not in have and family(c.text, True)),
+                         key=lambda c: c.metadata.ordinal)[:max(0, MAX_LIST_ITEMS - len(listed))]
+        if not missing:
+            return listed, sources
+        floor = min(h.score for h in sources)
+        sources = sources + [ScoredChunk(c, floor, {}) for c in missing]
+        added = [Unit(len(sources) - len(missing) + i + 1, c.text, lead, False) for i, c in enumerate(missing)]
+        head = [u for u in listed if not u.lead]
+        return head + sorted([u for u in listed if u.lead] + added, key=lambda u: item_order(u.text)), sources
 
     def _prompt_sources(self, question: str, sources: list[ScoredChunk], language: str, params: SamplingParams,
                         history: list[Message], trace: Trace) -> list[ScoredChunk]:
@@ -514,16 +552,47 @@ class QueryPipeline:
                 kept.append((unit, score))
                 seen.append(words)
         quotes = kept
-        text = "\n".join(f"{unit.text.strip()} [{unit.source_index}]" for unit, _ in quotes)
+        lines, lead = [], None
+        for unit, _ in quotes:  # the items of one list after the first are quoted without the lead-in again
+            lines.append(f"{unit.text.strip() if unit.lead and unit.lead == lead else unit.quoted} "
+                         f"[{unit.source_index}]")
+            lead = unit.lead or lead_of(unit.text)
+        text = "\n".join(lines)
         cited = sorted({unit.source_index for unit, _ in quotes})
         citations = []
         for n in cited:
+            # The quoted sentences first (the page is theirs), then the lead-ins they are quoted with.
             texts = tuple(u.text for u, _ in quotes if u.source_index == n)
+            texts += tuple(u.lead for u, _ in quotes if u.source_index == n and u.lead and u.lead not in texts)
             citation = Citation.from_scored(sources[n - 1], texts)
             page = self.page_of_quote(sources[n - 1], texts[0])
             citations.append(replace(citation, page=page) if page != citation.page else citation)
         _note_ocr(citations, trace)
         return Answer(renumber_citations(text, cited), False, citations, trace)
+
+    @staticmethod
+    def _with_short(answer: Answer, question: str, language: str) -> Answer:
+        """The answer with its short answer (``rag.short``): the span of the cited text that the question's focus
+        asks for. A quoted answer opens with it ("un mes — 2. La reclamación se interpondrá…"); a generated one
+        keeps its text (it was written for the question, and streamed). The trace says which focus, and why none."""
+        if answer.abstained:
+            return answer
+        if "list" in answer.trace.details:  # the lead-in and its items are the answer: no one span is
+            answer.trace.details["short_answer"] = {"focus": "list", "none": "the question asks for a list"}
+            return answer
+        focus = short_focus(question, language)
+        found = short_answer(question, language, answer.citations, answer.text) if focus else None
+        if found is None:
+            why = ("the question asks for no amount, date, count, name, place, article or yes/no" if focus is None
+                   else "no cited sentence restates the question" if focus == "yes/no"
+                   else f"no {focus} in the cited text")
+            answer.trace.details["short_answer"] = {"focus": focus, "none": why}
+            return answer
+        answer.trace.details["short_answer"] = {"focus": focus, "text": found.text, "citation": found.citation}
+        quoted = answer.trace.details.get("answer_mode") == "extractive"
+        return replace(answer, text=f"{found.text} — {answer.text}" if quoted else answer.text,
+                       short_answer=found.text, short_start=found.start, short_end=found.end,
+                       short_citation=found.citation)
 
     def page_of_quote(self, hit: ScoredChunk, quote: str) -> int | None:
         """The page of a sentence quoted from ``hit``'s sentence window instead of from the retrieved sentence
@@ -574,6 +643,11 @@ def _answerability_model(settings: Settings) -> tuple[AnswerabilityModel | None,
         return None, (f"answerability model {path} was fit on the dense model {model.dense_model!r}, not "
                       f"{dense!r}; the evidence gate uses the rule score (min_evidence)")
     return model, None
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _note_ocr(citations: list[Citation], trace: Trace) -> None:

@@ -55,6 +55,8 @@ class ChunkMetadata:
     ordinal: int = 0
     # Sentence-window chunker: the surrounding sentences handed to generation instead of the hit.
     window: str | None = None
+    # A list item's lead-in ("En la sección II se publicarán:"), found across the document (rag.enumeration).
+    lead_in: str | None = None
     # Text read by OCR: the engine, its mean word confidence (0-100) on the chunk's words, and the words' boxes
     # on the page as JSON [[word, x0, y0, x1, y1], ...] in shares of the upright page (for highlighting).
     ocr: bool | None = None
@@ -169,11 +171,22 @@ class Trace:
 
 @dataclass
 class Answer:
+    """``short_answer``: the span that answers the question's focus ("un mes"), put first in a quoted answer's
+    ``text``; it is ``citations[short_citation - 1].text[short_start:short_end]`` (1-based ``short_citation``),
+    except for a yes/no answer ("Sí"/"Yes"/"No"), whose span is the quoted sentence that decides it
+    (``rag.short``)."""
+
     text: str
     abstained: bool
     citations: list[Citation]
     trace: Trace
+    short_answer: str | None = None
+    short_start: int | None = None
+    short_end: int | None = None
+    short_citation: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"answer": self.text, "abstained": self.abstained,
-                "citations": [asdict(c) for c in self.citations], "trace": self.trace.to_dict()}
+                "citations": [asdict(c) for c in self.citations], "trace": self.trace.to_dict(),
+                "short_answer": self.short_answer, "short_start": self.short_start, "short_end": self.short_end,
+                "short_citation": self.short_citation}

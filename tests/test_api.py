@@ -37,7 +37,8 @@ def test_health(client):
 def test_query_shape(client):
     body = client.post("/v1/query", json={"question": "¿Cuántos días por semana se puede teletrabajar?",
                                           "answer_mode": "extractive"}).json()
-    assert set(body) == {"answer", "abstained", "citations", "trace"}
+    assert set(body) == {"answer", "abstained", "citations", "trace", "short_answer", "short_start", "short_end",
+                         "short_citation"}
     assert "tres días por semana" in body["answer"]
     assert body["citations"][0]["source"] == "politica_teletrabajo.md"
     assert body["trace"]["language"] == "es" and "retrieval" in body["trace"]["timings_ms"]

@@ -81,7 +81,8 @@ def test_query_streams_server_sent_events(live):
     kinds = [kind for kind, _ in events]
     assert kinds.count("token") >= 2 and kinds[-1] == "answer"
     final = events[-1][1]
-    assert set(final) == {"answer", "abstained", "citations", "trace"} and final["citations"]
+    assert set(final) == {"answer", "abstained", "citations", "trace", "short_answer", "short_start", "short_end",
+                          "short_citation"} and final["citations"]
 
 
 class HeldGenerator(ScriptedGenerator):

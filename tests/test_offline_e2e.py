@@ -26,7 +26,8 @@ def test_ingest_ask_and_http_query_offline(tmp_path, monkeypatch, capsys, embedd
         assert "4 ingested" in capsys.readouterr().out
         assert main(["ask", QUESTION, "--json"]) == 0
         payload = json.loads(capsys.readouterr().out)
-        assert set(payload) == {"answer", "abstained", "citations", "trace"}
+        assert set(payload) == {"answer", "abstained", "citations", "trace", "short_answer", "short_start", "short_end",
+                                "short_citation"}
         assert payload["abstained"] is False
         assert "4 g al día" in payload["answer"]  # the leaflet's adult maximum, whatever the answer mode did
         assert ("prospecto_paracetamol.pdf", 2) in [(c["source"], c["page"]) for c in payload["citations"]]

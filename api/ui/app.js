@@ -88,7 +88,19 @@ async function loadCollections() {
 // --- ask ------------------------------------------------------------------------------------------------
 function render(turn, answer) {
   const box = turn.querySelector(".answer");
-  box.textContent = answer.answer;
+  const short = answer.short_answer;
+  box.replaceChildren();
+  if (short) {
+    // The short answer in bold above the rest; a quoted answer opens with it, so it is not repeated.
+    const strong = document.createElement("strong");
+    strong.className = "short-answer";
+    strong.dataset.testid = "short-answer";
+    strong.textContent = short;
+    const prefix = `${short} — `;
+    box.append(strong, answer.answer.startsWith(prefix) ? answer.answer.slice(prefix.length) : answer.answer);
+  } else {
+    box.textContent = answer.answer;
+  }
   box.classList.toggle("abstained", answer.abstained);
   const searched = answer.trace.follow_up;
   if (searched || answer.abstained) {
@@ -104,7 +116,11 @@ function render(turn, answer) {
     link.href = "#";
     link.dataset.testid = "citation";
     link.textContent = `[${i + 1}] ${citation.source}${citation.page ? ` ${t("page")} ${citation.page}` : ""}`;
-    link.addEventListener("click", (event) => { event.preventDefault(); showSource(citation); });
+    // The short answer's span is highlighted in the citation that holds it (a yes/no's span is its sentence).
+    const holds = short && answer.short_citation === i + 1 && answer.short_start != null
+      && citation.text.slice(answer.short_start, answer.short_end) === short;
+    const shortSpan = holds ? [answer.short_start, answer.short_end] : null;
+    link.addEventListener("click", (event) => { event.preventDefault(); showSource(citation, shortSpan); });
     const item = document.createElement("li");
     item.append(link);
     list.append(item);
@@ -167,16 +183,28 @@ async function ask(question) {
 }
 
 // --- sources --------------------------------------------------------------------------------------------
-function showSource(citation) {
+// Text with ``span`` ([start, end]) wrapped in a <mark> of ``className``; ``inner`` marks a span inside it.
+function marked(source, span, className, inner = null) {
+  const [start, end] = span;
+  const mark = document.createElement("mark");
+  if (className) mark.className = className;
+  const within = inner && inner[0] >= start && inner[1] <= end;
+  mark.append(...(within ? marked(source.slice(start, end), [inner[0] - start, inner[1] - start], "short")
+    : [source.slice(start, end)]));
+  return [source.slice(0, start), mark, source.slice(end)];
+}
+
+function showSource(citation, shortSpan = null) {
   openCitation = citation;
   $("source-title").textContent = t("sourceTitle", { source: citation.source, page: citation.page ?? "–" });
   const text = $("source-text");
   text.replaceChildren();
   const start = citation.quote_start, end = citation.quote_end;
   if (start != null && end != null && end > start) {
-    const mark = document.createElement("mark");
-    mark.textContent = citation.text.slice(start, end);
-    text.append(citation.text.slice(0, start), mark, citation.text.slice(end));
+    // The quoted sentence, and the short answer inside it (a <mark class="short"> in the quote's <mark>).
+    text.append(...marked(citation.text, [start, end], "quote", shortSpan));
+  } else if (shortSpan) {
+    text.append(...marked(citation.text, shortSpan, "short"));
   } else {
     text.textContent = citation.text;
   }

@@ -26,6 +26,7 @@ class ChunkDraft:
     table_id: str | None = None
     window: str | None = None
     table_json: str | None = None  # {"header": [...], "rows": [[...], ...]} of a table chunk
+    lead_in: str | None = None  # a list item's lead-in sentence (``rag.enumeration``)
 
 
 @runtime_checkable

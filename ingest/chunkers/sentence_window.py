@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ingest.chunkers.base import ChunkDraft, TokenCounter, sentences_of, table_chunks
+from rag.enumeration import GAP, lead_ins
 from rag.types import Element
 
 
@@ -28,10 +29,15 @@ class SentenceWindowChunker:
 
     def split(self, elements: list[Element]) -> list[ChunkDraft]:
         sentences = sentences_of(elements, self.max_tokens, self.count_tokens)
+        leads = lead_ins([s.text for s in sentences])
         drafts = []
-        for i, sentence in enumerate(sentences):
+        for i, (sentence, lead) in enumerate(zip(sentences, leads, strict=True)):
             lo, hi = max(0, i - self.window), min(len(sentences), i + self.window + 1)
             window = " ".join(s.text for s in sentences[lo:hi])
+            if lead and lead not in window:
+                # A list item far from its lead-in: the window (what the window retrievers and the answer read)
+                # starts with the lead-in, so that a question worded like the lead-in finds the item.
+                window = f"{lead}{GAP}{window}"
             drafts.append(ChunkDraft(sentence.text, sentence.page, sentence.page, sentence.element_type,
-                                     sentence.section, window=window))
+                                     sentence.section, window=window, lead_in=lead))
         return drafts + table_chunks(elements, self.max_tokens, self.count_tokens)
