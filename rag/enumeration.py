@@ -30,19 +30,19 @@ ITEM_SENTENCES = 3  # an item may run over this many further sentences ("16.ª S
 MAX_LEAD_CHARS = 400  # a longer "lead-in" is a paragraph that happens to end with a colon: the item keeps its text
 
 
-def _bare(sentence: str) -> str:
+def bare(sentence: str) -> str:
     """The sentence without a trailing gap marker (a window that starts with a far lead-in)."""
     return sentence.rstrip().removesuffix("[…]").rstrip()
 
 
 def lead_of(sentence: str) -> str | None:
     """The lead-in a sentence opens for the items after it, or None."""
-    bare = _bare(sentence)
-    if len(bare) > MAX_LEAD_CHARS:
+    plain = bare(sentence)
+    if len(plain) > MAX_LEAD_CHARS:
         return None
-    if bare.endswith(":") and not ITEM.match(bare):
-        return bare
-    glued = _GLUED.match(bare)
+    if plain.endswith(":") and not ITEM.match(plain):
+        return plain
+    glued = _GLUED.match(plain)
     return glued.group(1) if glued else None
 
 
@@ -89,10 +89,10 @@ def lead_ins(sentences: list[str]) -> list[str | None]:
         if current is not None and marker is not None and kind in (None, marker):
             found.append(current)
             kind = marker
-            bare = _bare(sentence)
-            glued = _GLUED.match(bare)
-            if bare.endswith(":") and len(current) + len(bare) < MAX_LEAD_CHARS:
-                current, kind = f"{current} {bare}", None  # a list inside the list
+            plain = bare(sentence)
+            glued = _GLUED.match(plain)
+            if plain.endswith(":") and len(current) + len(plain) < MAX_LEAD_CHARS:
+                current, kind = f"{current} {plain}", None  # a list inside the list
             elif glued:
                 current, kind = glued.group(1), None
             continue
@@ -101,8 +101,8 @@ def lead_ins(sentences: list[str]) -> list[str | None]:
             continue
         found.append(None)
         current, kind = lead_of(sentence), None
-        if current is not None and current != _bare(sentence):  # glued: its first item sets the list's kind
-            kind = family(_bare(sentence)[len(current):].lstrip(), True)
+        if current is not None and current != bare(sentence):  # glued: its first item sets the list's kind
+            kind = family(bare(sentence)[len(current):].lstrip(), True)
     return found
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from rag.analysis import Analyzer, fold_accents, split_sentences
 from rag.embedder import Embedder, similarities
-from rag.enumeration import family, item_order, lead_ins, lead_of, with_lead
+from rag.enumeration import bare, family, item_order, lead_ins, lead_of, with_lead
 from rag.focus import NUMBER, NUMBER_WORD, QUANTITATIVE, FocusCheck
 from rag.types import ElementType, ScoredChunk
 
@@ -211,13 +211,13 @@ def _sentence_units(n: int, chunk) -> list[Unit]:
     own = " ".join(chunk.text.split())
     units = []
     for i, (sentence, lead) in enumerate(zip(sentences, leads, strict=True)):
-        text = sentence.removesuffix("[…]").rstrip()  # a far lead-in that opens the window
+        text = bare(sentence)  # a far lead-in that opens the window
         if lead is None and chunk.metadata.lead_in and " ".join(text.split()) == own:
             lead = chunk.metadata.lead_in
         if not lead:
             units.append(Unit(n, text))
             continue
-        adjacent = i > 0 and sentences[i - 1].removesuffix("[…]").rstrip() == lead
+        adjacent = i > 0 and bare(sentences[i - 1]) == lead
         units.append(Unit(n, text, lead, adjacent))
     return units
 
