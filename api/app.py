@@ -20,6 +20,7 @@ from api.routes import collections, docs, documents, handover, health, openai_co
 from api.schemas import ERROR_RESPONSES
 from api.services import Services
 from ingest.errors import IndexWriteError
+from rag.backend import BackendUnavailable
 from rag.collections import UnknownCollection
 from rag.errors import InvalidRequest
 from rag.models import ModelNotFoundError
@@ -96,6 +97,12 @@ def create_app(settings: Settings | None = None, pipeline: QueryPipeline | None 
     @app.exception_handler(ModelNotFoundError)
     async def model_missing(_: Request, exc: ModelNotFoundError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    @app.exception_handler(BackendUnavailable)
+    async def index_unreachable(_: Request, exc: BackendUnavailable) -> JSONResponse:
+        # The index's engine (a Milvus server) is away: the caller may retry, nothing is wrong with the request.
+        log.warning("%s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"{exc}; retry shortly"}, headers={"Retry-After": "5"})
 
     @app.exception_handler(IndexWriteError)
     async def index_not_writable(_: Request, exc: IndexWriteError) -> JSONResponse:

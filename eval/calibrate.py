@@ -3,6 +3,8 @@
     python -m eval.calibrate ../shared/eval/xquad_es [--limit N] [--out calibration.json]
     python -m eval.calibrate ../shared/eval/xquad_es --near-miss   # tune on near misses, report on the other half
     python -m eval.calibrate --fit-answerability ../shared/eval/xquad_es ../shared/eval/xquad_en --cross-lingual
+    python -m eval.calibrate --fit-answerability ../shared/eval/xquad_es ../shared/eval/xquad_en --cross-lingual \
+        --devsets eval/sets/laws_es.jsonl eval/sets/kinds_es.jsonl --devsets-index index/eval-cache/devsets/index
 
 Answerable and unanswerable questions come from the same set: the corpus is split by group (XQuAD
 article: the id before its last "_"; else the document itself), every other group is indexed, and a
@@ -25,6 +27,9 @@ With ``--cross-lingual`` (parallel sets such as XQuAD es/en) each set's document
 other set's questions ("en>es": English questions over Spanish documents); units in another language than the
 question then get a model of their own, fit on all tune rows and thresholded on the crossed tune halves, while
 the main model is fit and thresholded on the same-language sets.
+With ``--devsets`` the development sets over other kinds of documents (``eval/sets``: laws, agreements, tenders,
+regulations, leaflets in one index) join the fit and the threshold's choice, each set a group that weighs as much
+as one near-miss set, so the gate learns what an answer looks like in a document that is not a Wikipedia article.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from tqdm import tqdm
 
 from eval.beir import BeirDataset, load_beir
 from eval.runner import build_index
-from rag.answerability import FEATURES
+from rag.answerability import FEATURES, AnswerabilityModel
 from rag.embedder import SentenceTransformerEmbedder
 from rag.generator import generator_from_settings
 from rag.grounding import source_units
@@ -193,34 +198,62 @@ class QuestionUnits:
     gold_source: np.ndarray  # unit comes from the gold document
 
 
+def _searched_units(pipeline: QueryPipeline, item, top_k: int):
+    """One question searched as the pipeline does: its search, and the features, rule scores, holds-the-gold and
+    from-the-gold-document flags of each shortlisted sentence of its sources (all parts of the question)."""
+    from eval.answers import contains_answer
+
+    found = pipeline.search(item.question)
+    sources, _ = pipeline.sources(found, top_k)
+    units = source_units(sources)
+    rows, rule, gold, gold_source = [np.zeros((0, len(FEATURES)))], [np.zeros(0)], [], []
+    for part in found.parts if units else []:
+        part_rule, keep, part_rows = pipeline.unit_features(part, sources, found.language, units, len(found.parts))
+        shortlisted = [units[i] for i in keep]
+        rows.append(part_rows)
+        rule.append(part_rule[keep])
+        gold += [item.answerable and bool(contains_answer(u.text, item.answers)) for u in shortlisted]
+        gold_source += [sources[u.source_index - 1].chunk.metadata.source == item.source for u in shortlisted]
+    return found, np.vstack(rows), np.concatenate(rule), np.array(gold, dtype=bool), np.array(gold_source, dtype=bool)
+
+
 def question_units(folder: Path, settings: Settings, limit: int | None = None, questions_from: Path | None = None
                    ) -> list[QuestionUnits]:
     """Every question of the near-miss set built from ``folder`` (with ``questions_from``: a parallel set's
     questions over ``folder``'s documents), searched as the pipeline does, with the features of each sentence
     or table row of its sources."""
-    from eval.answers import contains_answer
-
     built, items, pipeline = _near_miss_pipeline(folder, settings, limit, questions_from)
     found_units = []
     for item in tqdm(items, desc=f"features {built.dataset.name}", unit="question"):
-        found = pipeline.search(item.question)
-        sources, _ = pipeline.sources(found, settings.top_k)
-        units = source_units(sources)
-        rows, rule, gold, gold_source = [np.zeros((0, len(FEATURES)))], [np.zeros(0)], [], []
-        for part in found.parts if units else []:
-            part_rule, keep, part_rows = pipeline.unit_features(part, sources, found.language, units,
-                                                                len(found.parts))
-            shortlisted = [units[i] for i in keep]
-            rows.append(part_rows)
-            rule.append(part_rule[keep])
-            gold += [item.answerable and bool(contains_answer(u.text, item.answers)) for u in shortlisted]
-            gold_source += [sources[u.source_index - 1].chunk.metadata.source == item.source for u in shortlisted]
+        found, rows, rule, gold, gold_source = _searched_units(pipeline, item, settings.top_k)
         documents = next((h.chunk.metadata.language for h in found.hits if h.chunk.metadata.language), None)
         group = found.language if documents in (None, found.language) or questions_from is None \
             else f"{found.language}>{documents}"
         found_units.append(QuestionUnits(item.id, item.category, built.halves[item.id], found.language, group,
-                                         np.vstack(rows), np.concatenate(rule), np.array(gold, dtype=bool),
-                                         np.array(gold_source, dtype=bool)))
+                                         rows, rule, gold, gold_source))
+    return found_units
+
+
+def devset_question_units(sets: list[Path], index_dir: Path, settings: Settings) -> list[QuestionUnits]:
+    """Every question of the development sets (``eval/sets/*.jsonl``, with ``half``) over their one index (the
+    folder ``eval.devsets`` builds with ``--index``: laws, agreements, tenders and leaflets in one index), searched
+    as the pipeline does, with the features of each sentence of its sources. Group: the set's name; a near miss
+    is a ``near-miss`` question, an answerable one ``answerable``."""
+    from eval.qa import load_qa
+    from rag.embedder import SentenceTransformerEmbedder
+    from rag.index import DocumentIndex
+
+    settings = settings.with_overrides(index_dir=index_dir)
+    embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
+    pipeline = QueryPipeline(settings.with_overrides(evidence_gate="scores"), DocumentIndex(index_dir), embedder,
+                             generator_from_settings(settings))
+    found_units = []
+    for path in sets:
+        for item in tqdm(load_qa(path), desc=f"features {path.stem}", unit="question"):
+            found, rows, rule, gold, gold_source = _searched_units(pipeline, item, settings.top_k)
+            found_units.append(QuestionUnits(item.id, "answerable" if item.answerable else "near-miss",
+                                             item.half or "tune", found.language, path.stem, rows, rule, gold,
+                                             gold_source))
     return found_units
 
 
@@ -275,8 +308,18 @@ def _best_threshold(tuned: dict[str, tuple[list[QuestionUnits], list[np.ndarray]
                                                           for qs, ss in tuned.values()])))
 
 
+def _group_weights(questions: list[QuestionUnits]) -> np.ndarray:
+    """One weight per unit row so that every group weighs the same in the fit (a development set of 60 questions
+    counts as much as a near-miss set of 600)."""
+    rows = {g: sum(len(q.rows) for q in questions if q.group == g) for g in {q.group for q in questions}}
+    mean = float(np.mean(list(rows.values())))
+    return np.concatenate([np.full(len(q.rows), mean / rows[q.group]) for q in questions])
+
+
 def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit: int | None = None,
-                      cross_lingual: bool = False, cache: Path | None = None) -> dict[str, object]:
+                      cross_lingual: bool = False, cache: Path | None = None, devsets: list[Path] | None = None,
+                      devsets_index: Path | None = None, devsets_cache: Path | None = None,
+                      keep_cross_lingual: AnswerabilityModel | None = None) -> dict[str, object]:
     """Fit the answerability model on the tune halves of the near-miss sets of ``folders`` (pooled), choose its
     threshold there (best mean over the same-language sets of answered-when-answerable and abstained-on-each-
     kind), write it to ``out`` with its rates on the report halves, and return them beside the rule score's.
@@ -288,11 +331,23 @@ def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit:
     from rag.embedder import dense_model_id
 
     questions = all_question_units(folders, settings, limit, cross_lingual, cache)
+    fitted_on = ", ".join(f"{f.name} tune half" for f in folders)
+    if devsets:
+        import pickle
+
+        if devsets_cache and devsets_cache.exists():
+            extra = [QuestionUnits(**fields) for fields in pickle.loads(devsets_cache.read_bytes())]
+        else:
+            extra = devset_question_units(devsets, devsets_index, settings)
+            if devsets_cache:
+                devsets_cache.write_bytes(pickle.dumps([vars(q) for q in extra]))
+        questions += extra
+        fitted_on += ", " + ", ".join(f"{p.stem} tune half" for p in devsets)
     dense = dense_model_id(settings.dense_model, settings.embedder_model)
     tune = [q for q in questions if q.half == "tune"]
     same = [q for q in tune if ">" not in q.group]
     model = fit(np.vstack([q.rows for q in same]), np.concatenate([q.gold for q in same]).astype(int), dense,
-                fitted_on=", ".join(f"{f.name} tune half" for f in folders))
+                fitted_on=fitted_on, sample_weight=_group_weights(same))
     groups = sorted({q.group for q in questions})
 
     def by_group(half: str, score, crossed: bool | None = None
@@ -314,6 +369,10 @@ def fit_answerability(folders: list[Path], settings: Settings, out: Path, limit:
                                                                   crossed=True)))
         model = replace(model, cross_lingual=other, fitted_on=model.fitted_on +
                         "; units in another language: " + other.fitted_on)
+    elif keep_cross_lingual is not None and keep_cross_lingual.cross_lingual is not None:
+        kept = keep_cross_lingual.cross_lingual  # put on the new main model's scale by ``probabilities``
+        model = replace(model, cross_lingual=kept, fitted_on=model.fitted_on +
+                        "; units in another language: " + kept.fitted_on + " (kept from the model it replaces)")
 
     def probability(q: QuestionUnits) -> np.ndarray:
         return model.probabilities(q.rows)
@@ -362,14 +421,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features-cache", metavar="FILE",
                         help="with --fit-answerability: keep the computed features in FILE and reuse them when it "
                              "exists (delete it when the code or the settings change)")
+    parser.add_argument("--keep-cross-lingual", action="store_true",
+                        help="with --fit-answerability and without --cross-lingual: keep the shipped model's model "
+                             "for units in another language (refit only the main one)")
+    parser.add_argument("--devsets", nargs="+", metavar="SET",
+                        help="with --fit-answerability: also fit on these development sets' tune halves "
+                             "(eval/sets/*.jsonl, questions over laws, agreements, tenders, leaflets...), each a group "
+                             "of its own in the threshold's choice and the report")
+    parser.add_argument("--devsets-index", metavar="DIR",
+                        help="the index folder the development sets are asked over (eval.devsets --index DIR/..: "
+                             "the folder holding manifest.json)")
+    parser.add_argument("--devsets-cache", metavar="FILE", help="as --features-cache, for the development sets")
     parser.add_argument("--max-false-abstention", type=float, default=0.10)
     args = parser.parse_args(argv)
     if args.fit_answerability:
         from rag.answerability import DEFAULT_PATH
 
         cache = Path(args.features_cache) if args.features_cache else None
+        if args.devsets and not args.devsets_index:
+            parser.error("--devsets needs --devsets-index (the index eval.devsets built over their documents)")
         result = fit_answerability([Path(d) for d in args.dataset], Settings(), Path(args.out or DEFAULT_PATH),
-                                   args.limit, args.cross_lingual, cache)
+                                   args.limit, args.cross_lingual, cache,
+                                   [Path(p) for p in args.devsets or []],
+                                   Path(args.devsets_index) if args.devsets_index else None,
+                                   Path(args.devsets_cache) if args.devsets_cache else None,
+                                   AnswerabilityModel.load() if args.keep_cross_lingual else None)
         print(json.dumps(result, indent=2))
         return 0
     if len(args.dataset) > 1:

@@ -32,7 +32,7 @@ from ingest.repair import RepairReport, repair_index
 from ingest.scan import PageScanner, ScannedPage, SkippedPage
 from rag.analysis import SEGMENTATION_VERSION, detect_language
 from rag.embedder import SentenceTransformerEmbedder, dense_embedder
-from rag.index import DocumentIndex
+from rag.backend import BackendUnavailable, RetrievalBackend, open_backend
 from rag.settings import Settings
 from rag.types import Chunk, ChunkMetadata, Element
 
@@ -141,19 +141,21 @@ def discover(root: Path) -> list[Path]:
 
 
 class FolderIngestor:
-    """Ingests a folder (or one file) into a ``DocumentIndex``.
+    """Ingests a folder (or one file) into the index ``settings.backend`` names (``rag.backend.open_backend``).
+    The manifest and the journal are kept in ``settings.index_dir`` whatever the backend (with Milvus too: that
+    folder, not the engine, says which files were ingested; see issue 36 for a manifest shared by several servers).
 
     >>> FolderIngestor(Settings()).run(Path("data")).summary()
     """
 
-    def __init__(self, settings: Settings, index: DocumentIndex | None = None,
+    def __init__(self, settings: Settings, index: RetrievalBackend | None = None,
                  embedder: SentenceTransformerEmbedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or SentenceTransformerEmbedder(settings.embedder_model,
                                                                 batch_size=settings.embed_batch_size)
         # The judge embedder counts chunk tokens and finds semantic breakpoints; the dense one makes the vectors.
         self.dense = dense_embedder(settings.dense_model, self.embedder, settings.embed_batch_size)
-        self.index = index or DocumentIndex.from_settings(settings)
+        self.index = index or open_backend(settings)
         if self.index.embed_headings is None:  # window units carry their section heading's vector
             self.index.embed_headings = self.dense.embed
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
@@ -260,6 +262,8 @@ class FolderIngestor:
             except IngestError as exc:
                 report.failed.append(Failure(planned.source, exc.reason, exc.detail))
                 continue
+            except BackendUnavailable:  # every later file would fail the same way; the journal has this one
+                raise
             except OSError as exc:
                 if exc.errno in _WRITE_ERRORS:  # every later file would fail the same way: stop here
                     raise _write_error(self.settings.index_dir, exc) from exc
@@ -368,6 +372,8 @@ class FolderIngestor:
                 owned = self.manifest.chunk_ids()
                 try:  # nothing half-written stays for a later save to leave unowned
                     self.index.delete([cid for cid in new_ids if cid not in owned])
+                except BackendUnavailable as exc:  # the journal still names them for the next repair
+                    log.warning("could not undo a failed write (%s); the next run's repair undoes it", exc)
                 except Exception:  # noqa: BLE001 - the journal still names them for the next repair
                     log.exception("could not undo a failed write; the next run's repair undoes it")
                 raise

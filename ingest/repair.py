@@ -15,7 +15,9 @@ Run before every ingest, at every server start and by ``rag index repair``. In o
 5. Chunks the chunk store holds and Chroma lacks are embedded again; the derived files (both BM25 sides, the
    window vectors, the exact search's matrices, ``vectors.json``) are derived again where they disagree.
 
-A local index only: on a Chroma server (other clients write to it) steps 1 and 5's re-embedding are skipped.
+A local index only: on a Chroma server (other clients write to it) steps 1 and 5's re-embedding are skipped. On
+another engine (``rag.milvus``: one row holds a chunk, its window unit and its terms, nothing is derived in local
+files) steps 2 to 4 run on its list of ids (``RetrievalBackend.ids``), and steps 1 and 5 have nothing to do.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.manifest import UNKNOWN_PREFIX, FileEntry, config_key, file_hash
-from rag.index import CHUNKS_FILE, REBUILDING_MARKER
+from rag.index import CHUNKS_FILE, REBUILDING_MARKER, DocumentIndex
 from rag.types import Chunk
 
 if TYPE_CHECKING:
@@ -118,21 +120,23 @@ class _Listing:
 
     @property
     def chroma(self) -> set[str]:
+        """The store of record's ids: Chroma's, or another engine's (``RetrievalBackend.ids``)."""
         if self._chroma is None:
-            self._chroma = set(self.index.store.ids())
+            self._chroma = set(self.index.store.ids() if _local(self.index) else self.index.ids())
         return self._chroma
 
     @property
     def windows(self) -> set[str]:
+        """The window units' ids (on another engine, a chunk's row holds its window unit: the same ids)."""
         if self._windows is None:
-            self._windows = set(self.index.windows.ids())
+            self._windows = set(self.index.windows.ids()) if _local(self.index) else self.chroma
         return self._windows
 
     @property
     def texts(self) -> set[str] | None:
-        """The chunk store's ids (None: no chunk store, a Chroma server)."""
+        """The chunk store's ids (None: no chunk store, a Chroma server or another engine)."""
         if self._texts is None:
-            store = self.index.chunk_store()
+            store = self.index.chunk_store() if _local(self.index) else None
             if store is None:
                 return None
             self._texts = set(store.ids())
@@ -144,27 +148,34 @@ class _Listing:
         return self.chroma | (self.texts or set())
 
 
+def _local(index) -> bool:
+    """Whether ``index`` is the local engine, whose chunk store and derived files the repair also keeps in step."""
+    return isinstance(index, DocumentIndex)
+
+
 def repair_index(ingestor: FolderIngestor) -> RepairReport:
     """Repair the ingestor's index and manifest (see the module docstring); saves when anything changed."""
     report = RepairReport()
     index, manifest = ingestor.index, ingestor.manifest
     listed = _Listing(index)
+    files = _local(index) and not index.remote  # a local folder: chunk store, Chroma folder, derived files
     if manifest.unreadable:
         _move_aside(manifest.path, report)
-    if not index.remote:
+    if files:
         _check_chunk_store(ingestor, report)
         _check_chroma(ingestor, report, listed)
     _replay_journal(ingestor, report, listed)
     _adopt_orphans(ingestor, report, listed)
     _recover_lost(ingestor, report, listed)
-    if not index.remote:
+    if files:
         _reembed(ingestor, report, listed)
         marker = Path(index.index_dir) / REBUILDING_MARKER
         marker.unlink(missing_ok=True)
-    report.derived = index.resync_derived(listed.chroma, listed.windows)
+    if _local(index):
+        report.derived = index.resync_derived(listed.chroma, listed.windows)
     if report.derived:
         listed.stale()
-    if not index.remote:
+    if files:
         _check_exact(ingestor, report, listed)
         _record_model(ingestor, report)
     if report.changed or ingestor.journal:

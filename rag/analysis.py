@@ -15,6 +15,8 @@ from pathlib import Path
 
 import snowballstemmer
 
+from rag.enumeration import BULLETS, LINE_CHARS
+
 SUPPORTED_LANGUAGES = ("es", "en")
 # Texts whose sentences are remembered: the sources of the last questions (a few dozen texts each).
 SPLIT_CACHE_TEXTS = 4096
@@ -41,6 +43,9 @@ _ENUMERATOR = re.compile(r"(?:\d{1,3}\.|[a-z]\))")
 PARAGRAPH_NUMBER = re.compile(_ENUMERATOR.pattern + r"\s+(?=[A-ZÁÉÍÓÚÑ¿¡«\"(])")
 # A list item's marker ("b) ", "2.ª ", "3.º ", "4) "): after a full stop it opens the next sentence.
 _ITEM_OPENS = re.compile(r"(?:\(?[a-zñ]\)|\d{1,3}\.?[ªº]\.?|\d{1,3}\))\s")
+# A line that opens with an item's marker (bullets included) starts a sentence even without a full stop before it.
+_LINE_ITEM = re.compile(r"^\s*(?:\(?[a-zñ]\)|\d{1,3}\.?[ªº]\.?|\d{1,3}\)|[" + BULLETS + r"])\s")
+_LINE_CHARS = LINE_CHARS
 
 
 @lru_cache(maxsize=4)
@@ -135,7 +140,7 @@ def _split_once(text: str) -> tuple[str, ...]:
     if not text:
         return ()
     sentences: list[str] = []
-    for block in re.split(r"\n\s*\n", text):
+    for block in (piece for paragraph in re.split(r"\n\s*\n", text) for piece in _line_items(paragraph)):
         block = block.replace("\n", " ").strip()
         start = 0
         for match in _BOUNDARY.finditer(block):
@@ -149,6 +154,33 @@ def _split_once(text: str) -> tuple[str, ...]:
             sentences.append(tail)
     # a piece without a letter or digit ("." alone, a stray bracket) is no sentence
     return tuple(s for s in sentences if s and any(c.isalnum() for c in s))
+
+
+def _line_items(block: str) -> list[str]:
+    """A paragraph cut where its lines are list items: a line that opens with an item marker ("• ", "- ",
+    "b) ", "2.º "), and the short lines after a line that ends with a colon ("…la cantidad siguiente:" /
+    "Año 2025: 0,87 €" / "Año 2026: 0,89 €"), which carry no full stop and would otherwise run into one sentence.
+    A long line is wrapped prose and is not cut."""
+    lines = block.split("\n")
+    pieces, current = [], [lines[0]]
+    listing = lines[0].rstrip().endswith(":")  # the lines after a lead-in may be unmarked items
+    for line in lines[1:]:
+        plain = line.strip()
+        opens = plain[:1].isupper() or plain[:1].isdigit()
+        short = 0 < len(plain) <= _LINE_CHARS and opens
+        if _LINE_ITEM.match(line) or (listing and short) or (current[-1].rstrip().endswith(":") and opens):
+            pieces.append("\n".join(current))
+            current = [line]
+        elif listing and len(current) == 1 and plain[:1].isupper():  # a paragraph after the list's last line
+            pieces.append("\n".join(current))
+            current = [line]
+            listing = False
+        else:
+            current.append(line)
+            listing = False
+        listing = listing or plain.endswith(":")
+    pieces.append("\n".join(current))
+    return pieces
 
 
 def _is_false_boundary(candidate: str, after: str) -> bool:
@@ -189,7 +221,8 @@ _ABBREVIATED = {"es": {"art": "articulo", "arts": "articulo", "apdo": "apartado"
 # Bumped whenever the BM25 terms of a text change: an index analysed otherwise is re-analysed on open.
 # How text is cut into sentences and list items are tied to their lead-ins: chunks made by another version are
 # ingested again (``FolderIngestor.config_parts``). 2: a list item's marker ("b) ", "2.ª ") opens a sentence.
-SEGMENTATION_VERSION = "sentences-2"
+# 3: a line that opens with a marker or a bullet, and a short line under a line ending with a colon, opens one.
+SEGMENTATION_VERSION = "sentences-3"
 ANALYSIS_VERSION = "terms-3"  # 2: number words as digits, statute abbreviations spelled out; 3: "-ación" nouns
 
 

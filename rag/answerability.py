@@ -121,16 +121,19 @@ class AnswerabilityModel:
 
 
 def fit(rows: np.ndarray, labels: np.ndarray, dense_model: str, fitted_on: str = "",
-        regularisation: float = 1.0, features: tuple[str, ...] = FEATURES) -> AnswerabilityModel:
+        regularisation: float = 1.0, features: tuple[str, ...] = FEATURES,
+        sample_weight: np.ndarray | None = None) -> AnswerabilityModel:
     """Logistic regression on standardised ``features`` (columns of ``rows``, laid out as ``FEATURES``;
-    scikit-learn's L2-regularised solver); threshold 0.5 until the caller chooses one (``dataclasses.replace``)."""
+    scikit-learn's L2-regularised solver; ``sample_weight``: one per row); threshold 0.5 until the caller chooses
+    one (``dataclasses.replace``)."""
     from sklearn.linear_model import LogisticRegression
 
     rows = rows[:, [FEATURES.index(name) for name in features]]
     mean = rows.mean(axis=0)
     scale = rows.std(axis=0)
     scale[scale < 1e-9] = 1.0
-    model = LogisticRegression(C=regularisation, max_iter=5000).fit((rows - mean) / scale, labels)
+    model = LogisticRegression(C=regularisation, max_iter=5000).fit((rows - mean) / scale, labels,
+                                                                    sample_weight=sample_weight)
     return AnswerabilityModel(tuple(features), tuple(map(float, mean)), tuple(map(float, scale)),
                               tuple(map(float, model.coef_[0])), float(model.intercept_[0]), 0.5, dense_model,
                               fitted_on)

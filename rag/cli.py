@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -111,7 +112,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if owner is not None and owner.command == "serve":
         return _ask_server(owner, args)
     here = _in_collection(settings, args.collection)
-    if not settings.chroma_url and not any((Path(here.index_dir) / name).exists()
+    if settings.backend == "local" and not settings.chroma_url and not any((Path(here.index_dir) / name).exists()
                                            for name in ("manifest.json", "chunks.sqlite", "chroma")):
         where = f" --collection {args.collection}" if args.collection else ""
         print(f"error: no index at {here.index_dir}: run 'rag ingest FOLDER --index {settings.index_dir}{where}' "
@@ -251,8 +252,13 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     ownership = IndexOwnership(settings.index_dir)
+    if args.index_command == "migrate":
+        return _migrate(settings, args, ownership)
     if args.index_command in ("check", "repair"):
         return _check_or_repair(settings, args, ownership)
+    if settings.backend != "local":
+        raise ValueError(f"'rag index {args.index_command}' works on a local index (RAG_BACKEND=local); on "
+                         f"{settings.backend} it is not built yet (issue 36)")
     target = Path(args.file).resolve()
     if args.index_command == "import":
         with ownership.hold("import", wait_s=args.wait, on_wait=_say_waiting):
@@ -282,17 +288,52 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(settings: Settings, args: argparse.Namespace, ownership) -> int:
+    """``rag index migrate --to milvus --uri URI``: the local index (``--index``, one collection) copied into
+    Milvus without embedding anything again; its manifest to ``--target-index`` (default: the same folder)."""
+    from ingest.migrate import migrate_to_milvus
+    from rag.index import DocumentIndex
+    from rag.milvus import MilvusBackend
+    from rag.ownership import IndexOwnership
+
+    source = _in_collection(settings.with_overrides(backend="local"), args.collection)
+    target_root = Path(args.target_index) if args.target_index else Path(settings.index_dir)
+    target = Settings.load(args.config, **{**_cli_overrides(args), "index_dir": target_root}).for_collection(
+        args.collection).with_overrides(backend=args.to, milvus_uri=args.uri)
+    same = target_root.resolve() == Path(settings.index_dir).resolve()
+    with ownership.hold("migrate", wait_s=args.wait, on_wait=_say_waiting):
+        with (IndexOwnership(target_root).hold("migrate", wait_s=args.wait, on_wait=_say_waiting) if not same
+              else contextlib.nullcontext()):
+            if args.collection and not same:
+                collections.create(target_root, args.collection)
+            milvus = MilvusBackend.from_settings(target)
+            try:
+                report = migrate_to_milvus(DocumentIndex.from_settings(source), milvus, Path(target.index_dir))
+            finally:
+                milvus.close()
+    print(report.summary())
+    where = f" --index {target_root}" + (f" --collection {args.collection}" if args.collection else "")
+    print(f"serve it with RAG_BACKEND=milvus RAG_MILVUS_URI={report.uri}: e.g. 'rag ask QUESTION{where}'",
+          file=sys.stderr)
+    return 0
+
+
 def _check_or_repair(settings: Settings, args: argparse.Namespace, ownership) -> int:
     """``rag index check``: exit 1 on any disagreement; ``rag index repair``: fix them, then check again."""
     from ingest.check import check_index
 
     here = _in_collection(settings, args.collection)
+    if args.index_command == "check" and settings.backend != "local":
+        raise ValueError(f"'rag index check' reads a local index's files (RAG_BACKEND=local); on {settings.backend}, "
+                         "'rag index repair' brings the manifest and the store in step")
     if args.index_command == "repair":
         from ingest.pipeline import FolderIngestor
 
         with ownership.hold("repair", wait_s=args.wait, on_wait=_say_waiting):
             report = FolderIngestor(here).repair()
         print("\n".join(report.lines()) or "nothing to repair")
+    if settings.backend != "local":  # the check reads the local engine's files
+        return 0
     result = check_index(here)
     print(result.summary())
     return 0 if result.ok else 1
@@ -461,12 +502,22 @@ def build_parser() -> argparse.ArgumentParser:
                                   "undo an interrupted run, rebuild manifest entries and derived files, embed "
                                   "missing vectors again"),
                        ("export", "write a consistent snapshot of the index (also while 'rag serve' runs)"),
-                       ("import", "restore a snapshot into a new index folder (the same embedder is required)")):
+                       ("import", "restore a snapshot into a new index folder (the same embedder is required)"),
+                       ("migrate", "copy a local index (chunks, their vectors, the manifest) into Milvus without "
+                                   "embedding again; resumable, a second run adds nothing twice")):
         q = index_sub.add_parser(name, help=text)
         if name in ("export", "import"):
             q.add_argument("file", help="the snapshot file (.tar.gz)")
         else:
             q.add_argument("--collection", help="a collection of the index folder (default: the default one)")
+        if name == "migrate":
+            q.add_argument("--to", choices=["milvus"], required=True, help="the engine to copy the index into")
+            q.add_argument("--uri", required=True,
+                           help="Milvus: a path ending in .db (Milvus Lite) or http://host:19530 (RAG_MILVUS_TOKEN "
+                                "for credentials)")
+            q.add_argument("--target-index", metavar="DIR",
+                           help="the folder that will serve the Milvus index (its manifest, keys, uploads); "
+                                "default: the local index's own folder")
         q.add_argument("--index", help="index folder (RAG_INDEX_DIR)")
         q.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
                        help="when another 'rag' command holds the index, wait this long for it (default 600)")
@@ -518,9 +569,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.strerror if exc.strerror and exc.filename is None else exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
+        from rag.backend import BackendUnavailable
         from rag.handover import HandoverError
         from rag.ownership import IndexBusy
 
+        if isinstance(exc, BackendUnavailable):  # the index's engine cannot be reached: it names the URI
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if not isinstance(exc, (IndexBusy, HandoverError)):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import re
 
+# Bullets as PDFs extract them: dashes, typographic bullets, and the Symbol/Wingdings glyphs of word processors'
+# bullets that land in Unicode's private use area ("\uf0b7 Registro presupuestal.").
+BULLETS = "-–—•·▪●◦○■□►▸➢➤✓✔❖\uf0a7\uf0b7\uf0d8\uf076\uf0fc\uf0e0\uf02d"
 # The marker that opens an item. Lower-case letters only: "A) Disposiciones" is a heading more often than not.
-_MARKER = r"(?:\(?[a-zñ]\)|\(?\d{1,3}\)|\d{1,3}\.?\s?[ªº]\.?|[ivxlc]{1,6}\)|[-–—•·▪●]\s)"
+_MARKER = r"(?:\(?[a-zñ]\)|\(?\d{1,3}\)|\d{1,3}\.?\s?[ªº]\.?|[ivxlc]{1,6}\)|[" + BULLETS + r"]\s)"
 ITEM = re.compile(r"^\s*" + _MARKER)
 _NUMBERED = re.compile(r"^\s*\d{1,3}\.\s")  # "2. " paragraph number: an item under a lead-in, else a paragraph
 # A lead-in glued to its first item: the text up to the colon followed by an item marker.
@@ -28,6 +31,7 @@ _HEADING = re.compile(r"^\s*(?:art[ií]culo|cap[ií]tulo|t[ií]tulo|secci[oó]n|
 GAP = " […] "  # between a lead-in and an item that does not follow it
 ITEM_SENTENCES = 3  # an item may run over this many further sentences ("16.ª Sanidad exterior. Bases y …")
 MAX_LEAD_CHARS = 400  # a longer "lead-in" is a paragraph that happens to end with a colon: the item keeps its text
+LINE_CHARS = 70  # an unmarked line under a lead-in is an item up to this length (a tariff's or a table's line)
 
 
 def bare(sentence: str) -> str:
@@ -50,15 +54,27 @@ def family(sentence: str, under_lead: bool) -> str | None:
     """The kind of marker that opens an item ("letter", "ordinal", "number", "roman", "dash"), or None."""
     match = ITEM.match(sentence)
     if match is None:
-        return "number" if under_lead and _NUMBERED.match(sentence) else None
+        if not under_lead:
+            return None
+        if _NUMBERED.match(sentence):
+            return "number"
+        return "line" if _is_line(sentence) else None
     marker = match.group(0).strip().strip("()")
-    if marker[:1] in "-–—•·▪●":
+    if marker[:1] in BULLETS:
         return "dash"
     if re.fullmatch(r"[ivxlc]{1,6}\)?", marker) and len(marker.rstrip(")")) > 1:
         return "roman"
     if marker[:1].isalpha():
         return "letter"
     return "ordinal" if re.search("[ªº]", marker) else "number"
+
+
+def _is_line(sentence: str) -> bool:
+    """An unmarked line under a lead-in ("Año 2025: 0,87 €", "Bachillerato: 5 puntos"): short, opening with a
+    capital or a digit, and no heading (which ends the list). The splitter makes such lines sentences of their own
+    (``rag.analysis``: short lines after a line that ends with a colon)."""
+    plain = bare(sentence).strip()
+    return 0 < len(plain) <= LINE_CHARS and (plain[0].isupper() or plain[0].isdigit()) and not _HEADING.match(plain)
 
 
 def _item_follows(sentences: list[str], i: int, kind: str) -> bool:
@@ -68,7 +84,7 @@ def _item_follows(sentences: list[str], i: int, kind: str) -> bool:
         if _HEADING.match(sentence):
             return False
         found = family(sentence, True)
-        if found is not None:
+        if found not in (None, "line"):
             return found == kind
     return False
 
@@ -78,7 +94,8 @@ def lead_ins(sentences: list[str]) -> list[str | None]:
 
     A list runs from its lead-in over items of one kind of marker and the further sentences of an item (a
     sentence that is no item but is followed by one of the list's items); any other sentence ends it, so a
-    statute's next numbered paragraph after a lettered list is not an item of it. An item that ends with a
+    statute's next numbered paragraph after a lettered list is not an item of it. An unmarked line has no further
+    sentences: the first longer sentence after a run of lines ends the list. An item that ends with a
     colon opens a list of its own inside the outer one (its items get both lead-ins).
     """
     found: list[str | None] = []
@@ -86,6 +103,8 @@ def lead_ins(sentences: list[str]) -> list[str | None]:
     kind: str | None = None  # the list's marker kind, set by its first item
     for i, sentence in enumerate(sentences):
         marker = family(sentence, current is not None)
+        if marker == "line" and kind not in (None, "line"):
+            marker = None  # a short sentence inside a marked list: an item's further sentence, or the list's end
         if current is not None and marker is not None and kind in (None, marker):
             found.append(current)
             kind = marker
@@ -96,7 +115,8 @@ def lead_ins(sentences: list[str]) -> list[str | None]:
             elif glued:
                 current, kind = glued.group(1), None
             continue
-        if current is not None and marker is None and kind is not None and _item_follows(sentences, i, kind):
+        if (current is not None and marker is None and kind not in (None, "line") and lead_of(sentence) is None
+                and _item_follows(sentences, i, kind)):
             found.append(current)  # an item's further sentence: the list goes on
             continue
         found.append(None)

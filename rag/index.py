@@ -271,13 +271,7 @@ class DocumentIndex:
         return out
 
     def _heading_vectors(self, chunks: list[Chunk]) -> dict[str, np.ndarray]:
-        """The vector of each distinct section heading among ``chunks`` (none without a weight or an embedder)."""
-        if not self.heading_weight or self.embed_headings is None:
-            return {}
-        headings = sorted({c.metadata.section for c in chunks if c.metadata.section})
-        if not headings:
-            return {}
-        return dict(zip(headings, np.asarray(self.embed_headings(headings), dtype=np.float32), strict=True))
+        return heading_vectors(chunks, self.heading_weight, self.embed_headings)
 
     def rebuild_windows(self, batch: int = 2000, only: set[str] | None = None) -> int:
         """Derive the window units from the stored chunks and vectors (an older index, an imported snapshot);
@@ -345,6 +339,10 @@ class DocumentIndex:
 
     def count(self) -> int:
         return self._reader().count()
+
+    def ids(self) -> list[str]:
+        """Every stored chunk's id (the chunk store's, else Chroma's)."""
+        return self._reader().ids()
 
     def windowed(self) -> bool:
         """Whether sentence-window units are indexed (``search_*(..., windows=True)`` finds anything)."""
@@ -431,6 +429,16 @@ class DocumentIndex:
             if extra or missing:
                 changed[f"{self.windows.name} (window vectors)"] = len(extra) + len(missing)
         return changed
+
+
+def heading_vectors(chunks: list[Chunk], weight: float, embed) -> dict[str, np.ndarray]:
+    """The vector of each distinct section heading among ``chunks`` (none without a weight or an embedder)."""
+    if not weight or embed is None:
+        return {}
+    headings = sorted({c.metadata.section for c in chunks if c.metadata.section})
+    if not headings:
+        return {}
+    return dict(zip(headings, np.asarray(embed(headings), dtype=np.float32), strict=True))
 
 
 def window_units(chunks: list[Chunk], embeddings: np.ndarray, headings: Mapping[str, np.ndarray] | None = None,

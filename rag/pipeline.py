@@ -12,9 +12,10 @@ from itertools import zip_longest
 
 import numpy as np
 
-from rag.analysis import detect_language
+from rag.analysis import detect_language, split_sentences
 from rag.answerability import DEFAULT_PATH as ANSWERABILITY_PATH
 from rag.answerability import AnswerabilityModel, unit_features
+from rag.backend import open_backend
 from rag.compression import ContextCompressor, merge_windows
 from rag.documents import DocumentHit, FusedDocument, rank_documents
 from rag.embedder import (
@@ -45,6 +46,7 @@ from rag.reranker import Reranker, load_reranker
 from rag.retriever import Filters, HybridRetriever
 from rag.settings import AnswerMode, Settings
 from rag.short import short_answer, short_focus
+from rag.titles import TITLE_SENTENCES, asked_kind, span_in, title_of
 from rag.types import Answer, Chunk, Citation, ScoredChunk, Trace
 
 log = logging.getLogger(__name__)
@@ -180,7 +182,7 @@ class QueryPipeline:
     def sibling(self, settings: Settings) -> QueryPipeline:
         """A pipeline over another collection (``settings.for_collection``) that shares this one's loaded
         models: embedder (and its sentence cache), generator and re-ranker."""
-        other = QueryPipeline(settings, DocumentIndex.from_settings(settings), self.embedder, self.generator)
+        other = QueryPipeline(settings, open_backend(settings), self.embedder, self.generator)
         if settings.rerank:
             other.use_reranker(self.reranker, self._reranker_fallback)
         return other
@@ -188,7 +190,7 @@ class QueryPipeline:
     @classmethod
     def from_settings(cls, settings: Settings) -> QueryPipeline:
         embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
-        return cls(settings, DocumentIndex.from_settings(settings), embedder, generator_from_settings(settings))
+        return cls(settings, open_backend(settings), embedder, generator_from_settings(settings))
 
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         """Tokens the model reads: the chat template rendered with the model's tokenizer when it has one, else
@@ -454,7 +456,7 @@ class QueryPipeline:
             if f and f[0][1] >= threshold:
                 quotes.extend((u, score) for u, score in f[:2] if score >= QUOTE_RELATIVE_SCORE * f[0][1]
                               and u.text not in {q.text for q, _ in quotes})
-        if quotes and len(parts) == 1 and asks_list(found.question):
+        if quotes and len(parts) == 1 and asks_list(found.question) and asked_kind(found.question) is None:
             # "¿Qué órganos…?": the list of the best unit that is an item or a lead-in (among the evidence over
             # the threshold): its lead-in and every item the sources hold, in order.
             for unit, score in per_part[0]:
@@ -464,7 +466,35 @@ class QueryPipeline:
                     trace.details["list"] = {"lead_in": listed[-1].lead, "items": len(listed)}
                     quotes = [(u, score) for u in listed]
                     break
+        kind = asked_kind(found.question) if quotes and len(parts) == 1 and "list" not in trace.details else None
+        if kind is not None:
+            quotes, sources = self._with_title(kind, quotes, sources, trace)
         return Gated(sources, quotes)
+
+    def _with_title(self, kind: str, quotes: list[tuple[Unit, float]], sources: list[ScoredChunk], trace: Trace
+                    ) -> tuple[list[tuple[Unit, float]], list[ScoredChunk]]:
+        """A "which law / which document" question: the best quote's document's title (``rag.titles``, from its
+        first chunks) quoted first, as a source of its own with its page."""
+        meta = sources[quotes[0][0].source_index - 1].chunk.metadata
+        try:
+            ids = self.index.allowed({"$and": [{"doc_id": meta.doc_id}, {"ordinal": {"$lt": TITLE_SENTENCES}}]})
+            first = sorted(self.index.get(sorted(ids)).values(), key=lambda c: c.metadata.ordinal)
+        except Exception as exc:  # noqa: BLE001 - best effort: the answer stands without the title
+            log.debug("title not looked up: %s", exc)
+            return quotes, sources
+        sentences = [(sentence, chunk) for chunk in first for sentence in split_sentences(chunk.text)]
+        title = title_of([s for s, _ in sentences], kind)
+        if title is None:
+            trace.details["document_title"] = {"asked": kind, "none": "no sentence of its opening names a kind"}
+            return quotes, sources
+        sentence, chunk = next((s, c) for s, c in sentences if " ".join(s.split()) == title)
+        held = next((i for i, h in enumerate(sources, start=1) if h.chunk.id == chunk.id), None)
+        if held is None:
+            sources = sources + [ScoredChunk(chunk, min(h.score for h in sources), {})]
+            held = len(sources)
+        trace.details["document_title"] = {"asked": kind, "title": title, "chunk_id": chunk.id}
+        unit = Unit(held, sentence)
+        return [(unit, quotes[0][1])] + [q for q in quotes if q[0].text != sentence], sources
 
     def _whole_list(self, listed: list[Unit], sources: list[ScoredChunk]) -> tuple[list[Unit], list[ScoredChunk]]:
         """The items of a list that the sources lack, read from the index (chunks of the same document with the
@@ -577,6 +607,15 @@ class QueryPipeline:
         keeps its text (it was written for the question, and streamed). The trace says which focus, and why none."""
         if answer.abstained:
             return answer
+        titled = answer.trace.details.get("document_title", {})
+        if "title" in titled:  # "¿Qué ley…?": the document's title is the short answer (quoted first already)
+            for n, citation in enumerate(answer.citations, start=1):
+                span = span_in(citation.text, titled["title"]) if citation.chunk_id == titled["chunk_id"] else None
+                if span is not None:
+                    text = citation.text[span[0]:span[1]]
+                    answer.trace.details["short_answer"] = {"focus": "document", "text": text, "citation": n}
+                    return replace(answer, short_answer=text, short_start=span[0], short_end=span[1],
+                                   short_citation=n)
         if "list" in answer.trace.details:  # the lead-in and its items are the answer: no one span is
             answer.trace.details["short_answer"] = {"focus": "list", "none": "the question asks for a list"}
             return answer

@@ -17,7 +17,7 @@ AnswerMode = Literal["generative", "extractive", "auto"]
 ChunkerName = Literal["fixed", "sentence-window", "semantic", "double-pass"]
 
 
-SECRET_FIELDS = ("api_key", "llm_api_key", "pdf_passwords", "pdf_password_map")
+SECRET_FIELDS = ("api_key", "llm_api_key", "pdf_passwords", "pdf_password_map", "milvus_token")
 
 
 class Settings(BaseSettings):
@@ -32,6 +32,14 @@ class Settings(BaseSettings):
                                                                       "collection; named ones add -NAME).")
     chroma_dir: Path | None = Field(None, description="Local Chroma store folder; default: <index_dir>/chroma.")
     chroma_url: str | None = Field(None, description="Use a Chroma server (http://host:port) instead of the local store.")
+    backend: Literal["local", "milvus"] = Field(
+        "local", description="Where chunks, vectors and terms are kept: local (Chroma, BM25 and exact-search files "
+                             "in index_dir) or milvus (a Milvus server, or Milvus Lite: milvus_uri).")
+    milvus_uri: str | None = Field(
+        None, description="With backend=milvus: a file path ending in .db runs Milvus Lite inside the process, "
+                          "http://host:19530 names a Milvus server or cluster; default: <index_dir>/milvus.db.")
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus credentials (user:password or an API key); never logged or shown.")
 
     # --- models ------------------------------------------------------------------------------
     embedder_model: str | None = Field(

@@ -60,6 +60,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def export_snapshot(index: DocumentIndex, index_dir: Path, print_: dict[str, object], out: Path) -> SnapshotInfo:
     """Writes ``out`` from ``index``; the caller makes sure no ingestion runs meanwhile."""
+    if not isinstance(index, DocumentIndex):
+        raise SnapshotError("'rag index export' reads a local index (RAG_BACKEND=local); exporting an index kept "
+                            "on Milvus is not built yet (issue 36)")
     manifest = index_dir / "manifest.json"
     manifest_bytes = manifest.read_bytes() if manifest.exists() else b'{"version": 1, "files": {}}'
     documents = len(json.loads(manifest_bytes)["files"])

@@ -1,5 +1,6 @@
 """Enumerations (issue 37): a list item is found, scored and quoted with its lead-in, however far the item is from
-it, and a question that asks for a list gets the lead-in and every item, in order, each cited."""
+it, and a question that asks for a list gets the lead-in and every item, in order, each cited; a question that asks
+which document says it gets the document's title first (``rag.titles``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rag.enumeration import asks_list, lead_ins
 from rag.index import DocumentIndex
 from rag.pipeline import QueryPipeline
 from rag.settings import Settings
+from rag.titles import asked_kind, title_of
 from tests.conftest import ScriptedGenerator
 
 LEAD = "La persona trabajadora tendrá derecho a permiso retribuido en los siguientes casos:"
@@ -54,6 +56,33 @@ def test_an_item_marker_after_a_full_stop_opens_a_sentence_and_each_item_knows_i
     lettered = [LEAD, *ITEMS[:2], "Este permiso se acreditará con el libro de familia.", *ITEMS[2:4],
                 "Artículo 3. Solicitud.", "d) Una letra suelta fuera de la lista."]
     assert lead_ins(lettered) == [None, LEAD, LEAD, LEAD, LEAD, LEAD, None, None]
+
+
+def test_bulleted_and_unmarked_lines_under_a_lead_in_are_items_and_the_next_paragraph_is_not():
+    # As pypdf extracts them: a word processor's bullet lands in the private use area, lines carry no full stop.
+    text = ("Se abonará por cada hora de trabajo en festivo la cantidad siguiente:\n"
+            "Año 2025: 0,87 €\nAño 2026: 0,89 €\n"
+            "El presente artículo se aplicará a todo el personal de la empresa que trabaje en los\n"
+            "aeropuertos del Estado durante los días festivos del calendario laboral oficial.\n\n"
+            "Una vez perfeccionado el contrato, se debe cumplir con los siguientes requisitos:\n"
+            "\uf0b7 Registro presupuestal.\n\uf0b7 Constitución y aprobación de las garantías.\n\n"
+            "La tasa comprende:\n- El desarrollo y la conservación integral\nde la red vial rural\n"
+            "- La señalización vial rural\n- El control de los cursos y espejos de agua del partido.")
+    sentences = split_sentences(text)
+    leads = dict(zip(sentences, lead_ins(sentences), strict=True))
+    festivo = "Se abonará por cada hora de trabajo en festivo la cantidad siguiente:"
+    assert leads["Año 2025: 0,87 €"] == festivo and leads["Año 2026: 0,89 €"] == festivo
+    paragraph = next(s for s in sentences if s.startswith("El presente artículo"))
+    assert paragraph.endswith("oficial.") and leads[paragraph] is None  # the list ended with its last line
+    contract = "Una vez perfeccionado el contrato, se debe cumplir con los siguientes requisitos:"
+    assert leads["\uf0b7 Registro presupuestal."] == contract
+    assert leads["- El desarrollo y la conservación integral de la red vial rural"] == "La tasa comprende:"
+    assert leads["- El control de los cursos y espejos de agua del partido."] == "La tasa comprende:"
+    # Wrapped prose after a colon is cut at the colon only, never line by line.
+    prose = split_sentences("Los requisitos son los siguientes:\nQue el solicitante tenga la nacionalidad "
+                            "española y\nresida en un municipio de la comunidad autónoma desde hace dos años.")
+    assert prose == ["Los requisitos son los siguientes:", "Que el solicitante tenga la nacionalidad española y "
+                     "resida en un municipio de la comunidad autónoma desde hace dos años."]
 
 
 def test_list_questions_are_told_from_single_fact_questions():
@@ -103,3 +132,28 @@ def test_a_list_question_gets_the_lead_in_and_every_item_in_order(permits):
     assert found == ITEMS  # every item, in the list's order
     assert all(line.rstrip().endswith("]") for line in lines)  # each cited
     assert answer.trace.details["list"]["items"] >= len(ITEMS) - 1
+
+
+def test_which_document_questions_are_told_and_the_title_is_the_first_opening_sentence_naming_a_kind():
+    assert asked_kind("¿Qué ley regula el sentido del silencio administrativo?") == "ley"
+    assert asked_kind("Soy profesor: ¿qué norma tengo que consultar para saber mi horario?") == "norma"
+    assert asked_kind("¿En qué documento anexo tipifica la UNIAJC los riesgos?") == "documento"
+    assert asked_kind("Which regulation sets the deadline for appeals?") == "regulation"
+    assert asked_kind("¿Qué plazo tiene la Administración para resolver?") is None
+    opening = ["AÑO XII Número 6 Martes, 4 julio 2017", "• Guía práctica de datos abiertos",
+               "MINISTERIO DE EDUCACIÓN", "Resolución de 5 de mayo de 2017 por la que se aprueba el Código Ético "
+               "General de la Universidad.", "Código Ético General de la Universidad de Alcalá"]
+    assert title_of(opening, "documento") == opening[3]  # a running head, a list item, a letterhead: no title
+    assert title_of(opening, "codigo") == opening[3]  # "Código" capitalised inside it
+    assert title_of(["El presente texto se aplica al personal."], "ley") is None
+
+
+def test_a_which_document_question_quotes_the_documents_title_first_as_its_short_answer(permits):
+    answer = permits.answer("¿Qué reglamento regula los días de permiso por traslado del domicilio habitual?")
+    assert not answer.abstained, answer.trace.details.get("abstain_reason")
+    title = "Reglamento interno de permisos del personal de Talleres Ejemplo"
+    assert answer.text.startswith(title), answer.text
+    assert ITEMS[3] in answer.text  # the rule itself is still quoted
+    assert answer.short_answer == title
+    cited = answer.citations[answer.short_citation - 1]
+    assert cited.text[answer.short_start:answer.short_end] == title and cited.page is None

@@ -92,13 +92,16 @@ async def query(body: QueryRequest, services: ServicesDep, request: Request) -> 
 @router.post("/export")
 def export(body: HandoverPathRequest, services: ServicesDep) -> dict:
     """A consistent snapshot while serving: written between ingestions (queries go on meanwhile)."""
-    from rag.snapshot import export_snapshot, fingerprint
+    from rag.snapshot import SnapshotError, export_snapshot, fingerprint
 
     target = Path(body.path)
     if not target.is_absolute() or not target.parent.is_dir():
         raise HTTPException(422, f"path must be absolute, in an existing folder: {body.path!r}")
     settings = services.settings
     with services.ingest_lock:
-        info = export_snapshot(services.pipeline.index, Path(settings.index_dir),
-                               fingerprint(settings, services.pipeline.dense.model_id), target)
+        try:
+            info = export_snapshot(services.pipeline.index, Path(settings.index_dir),
+                                   fingerprint(settings, services.pipeline.dense.model_id), target)
+        except SnapshotError as exc:
+            raise HTTPException(422, str(exc)) from exc
     return {"summary": info.summary(), "chunks": info.chunks, "documents": info.documents}
