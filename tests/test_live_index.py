@@ -95,7 +95,8 @@ def test_cli_ingest_while_serving_is_handed_to_the_server(server):
     docs = root / "more-docs"
     docs.mkdir()
     (docs / "horario.md").write_text(HOURS, encoding="utf-8")
-    before = httpx.post(f"{base}/v1/query", headers=KEY,
+    # A first question waits for the server's models on a busy machine: httpx's default 5 s is too short there.
+    before = httpx.post(f"{base}/v1/query", headers=KEY, timeout=120,
                         json={"question": "¿Qué horario tiene la farmacia los domingos?", "answer_mode": "extractive"})
     assert before.json()["abstained"] or "horario.md" not in [c["source"] for c in before.json()["citations"]]
 
@@ -104,9 +105,9 @@ def test_cli_ingest_while_serving_is_handed_to_the_server(server):
     assert "handing the ingestion over" in result.stderr and "server: 0/1 files" in result.stderr
     assert "files: 1 ingested" in result.stdout  # the same closing summary as a local ingest
 
-    listed = [d["source"] for d in httpx.get(f"{base}/v1/documents", headers=KEY).json()["data"]]
+    listed = [d["source"] for d in httpx.get(f"{base}/v1/documents", headers=KEY, timeout=60).json()["data"]]
     assert "horario.md" in listed
-    after = httpx.post(f"{base}/v1/query", headers=KEY,
+    after = httpx.post(f"{base}/v1/query", headers=KEY, timeout=120,
                        json={"question": "¿Qué horario tiene la farmacia los domingos?", "answer_mode": "extractive"})
     assert not after.json()["abstained"] and after.json()["citations"][0]["source"] == "horario.md"
 
