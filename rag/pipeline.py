@@ -476,11 +476,8 @@ class QueryPipeline:
         """A "which law / which document" question: the best quote's document's title (``rag.titles``, from its
         first chunks) quoted first, as a source of its own with its page."""
         meta = sources[quotes[0][0].source_index - 1].chunk.metadata
-        try:
-            ids = self.index.allowed({"$and": [{"doc_id": meta.doc_id}, {"ordinal": {"$lt": TITLE_SENTENCES}}]})
-            first = sorted(self.index.get(sorted(ids)).values(), key=lambda c: c.metadata.ordinal)
-        except Exception as exc:  # noqa: BLE001 - best effort: the answer stands without the title
-            log.debug("title not looked up: %s", exc)
+        first = self._document_chunks(meta.doc_id, {"ordinal": {"$lt": TITLE_SENTENCES}})
+        if first is None:  # the answer stands without the title
             return quotes, sources
         sentences = [(sentence, chunk) for chunk in first for sentence in split_sentences(chunk.text)]
         title = title_of([s for s, _ in sentences], kind)
@@ -496,20 +493,27 @@ class QueryPipeline:
         unit = Unit(held, sentence)
         return [(unit, quotes[0][1])] + [q for q in quotes if q[0].text != sentence], sources
 
+    def _document_chunks(self, doc_id: str, where: dict) -> list[Chunk] | None:
+        """The chunks of one document that also match ``where``, in document order; None when the store cannot say
+        (looked up on a best-effort basis: the answer stands without them)."""
+        try:
+            ids = self.index.allowed({"$and": [{"doc_id": doc_id}, where]})
+            return sorted(self.index.get(sorted(ids)).values(), key=lambda c: c.metadata.ordinal)
+        except Exception as exc:  # noqa: BLE001 - best effort
+            log.debug("chunks of %s matching %s not looked up: %s", doc_id, where, exc)
+            return None
+
     def _whole_list(self, listed: list[Unit], sources: list[ScoredChunk]) -> tuple[list[Unit], list[ScoredChunk]]:
         """The items of a list that the sources lack, read from the index (chunks of the same document with the
         same lead-in), each added as a source of its own so that each item is cited with its page."""
         lead = listed[-1].lead
         meta = sources[listed[-1].source_index - 1].chunk.metadata
-        try:
-            ids = self.index.allowed({"$and": [{"doc_id": meta.doc_id}, {"lead_in": lead}]})
-            found = self.index.get(sorted(ids)).values()
-        except Exception as exc:  # noqa: BLE001 - best effort: a store that cannot filter so quotes what it has
-            log.debug("list items not looked up: %s", exc)
+        found = self._document_chunks(meta.doc_id, {"lead_in": lead})
+        if found is None:  # a store that cannot filter so quotes what it has
             return listed, sources
         have = {" ".join(u.text.split()) for u in listed}
-        missing = sorted((c for c in found if " ".join(c.text.split()) not in have and family(c.text, True)),
-                         key=lambda c: c.metadata.ordinal)[:max(0, MAX_LIST_ITEMS - len(listed))]
+        missing = [c for c in found if " ".join(c.text.split()) not in have and family(c.text, True)
+                   ][:max(0, MAX_LIST_ITEMS - len(listed))]
         if not missing:
             return listed, sources
         floor = min(h.score for h in sources)

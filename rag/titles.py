@@ -23,7 +23,7 @@ from rag.enumeration import ITEM
 _KINDS = (r"ley(?:es)?|norma(?:tiva)?|documento|reglamento|real\s+decreto|decreto|convenio|gu[ií]a|c[oó]digo|"
           r"ordenanza|circular|instrucci[oó]n(?:es)?|resoluci[oó]n|orden|constituci[oó]n|estatuto|disposici[oó]n|"
           r"pliego|prospecto|manual|directrices|acuerdo|convocatoria|protocolo|bases|"
-          r"law|act|regulation|rule|document|code|guideline|guide|directive|ordinance|agreement|manual|statute")
+          r"law|act|regulation|rule|document|code|guideline|guide|directive|ordinance|agreement|statute")
 _GENERIC = {"norma", "normativa", "documento", "disposicion", "document", "rule"}
 # "¿Qué ley…?", "¿En qué documento…?", "¿Cuál es la norma que…?", "Which regulation…?", "What law…?".
 _ASKS = re.compile(r"(?:^|¿)\s*(?:(?:en|de|por|seg[uú]n)\s+)?(?:qu[eé]|cu[aá]l(?:es)?\s+(?:es|son)\s+(?:el|la|los|las)|"
