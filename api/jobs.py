@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from ingest.progress import IngestProgress
+
 JobState = Literal["queued", "running", "done", "failed"]
+INGEST_NICENESS = 10  # added to the ingestion thread's scheduling priority: questions come first
+
+log = logging.getLogger(__name__)
+
+
+def _yield_to_questions() -> None:
+    """Run this (the job) thread at a lower CPU priority than the request threads. Linux keeps a priority per
+    thread and a new thread inherits its creator's: the embedding runtime's threads, which the ingestion's own
+    ONNX Runtime session starts from here on its first batch, and the parsing worker started from here, run
+    behind the questions too. Elsewhere, or where it is not allowed, nothing changes."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INGEST_NICENESS)
+    except (AttributeError, OSError) as exc:  # not Linux/Unix, or not permitted
+        log.info("ingestion jobs keep the normal CPU priority (%s)", exc)
 
 
 @dataclass
@@ -23,17 +41,31 @@ class Job:
     finished_at: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-    progress: dict[str, Any] = field(default_factory=dict)  # e.g. files done / to do, the current file
+    # The ingestion's latest snapshot, replaced whole by the worker (``follow``): a reader sees one moment.
+    counts: IngestProgress | None = None
+
+    def follow(self, progress: IngestProgress) -> None:
+        """Record the ingestion's progress (the ingest's ``on_progress``)."""
+        self.counts = progress
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The job's JSON: its state, and its progress both as ``progress`` (files done / to do, the current
+        file: what the hand-over always showed) and as ``IngestProgress`` fields (files and pages done of the
+        total, pages/s, seconds left)."""
+        counts = self.counts  # read once: the worker may replace it meanwhile
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "counts"}
+        if counts is None:  # not started: nothing known, no time left to tell
+            return {**data, "progress": {}, **IngestProgress().to_dict(), "eta_seconds": None}
+        return {**data, "progress": {"done": counts.files_done, "total": counts.files_total,
+                                     "current": counts.current}, **counts.to_dict()}
 
 
 class JobQueue:
     """Runs ingestion jobs one at a time off the request path; queries keep being answered."""
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job",
+                                        initializer=_yield_to_questions)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
@@ -42,7 +74,7 @@ class JobQueue:
 
     def submit_tracked(self, file_name: str, work: Callable[[Job], dict[str, Any]],
                        collection: str = "default") -> Job:
-        """Like ``submit``; ``work`` gets its job, to report progress in ``job.progress``."""
+        """Like ``submit``; ``work`` gets its job, to report progress with ``job.follow``."""
         job = Job(uuid.uuid4().hex, file_name, collection)
         with self._lock:
             self._jobs[job.id] = job

@@ -227,7 +227,15 @@ class JobOut(BaseModel):
     finished_at: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-    progress: dict[str, Any] = Field(default_factory=dict)
+    progress: dict[str, Any] = Field(default_factory=dict, description="Files done, to do, the current one.")
+    files_done: int = Field(0, description="Files ingested or failed so far.")
+    files_total: int = Field(0, description="Files this job ingests (new or changed ones).")
+    pages_done: int = Field(0, description="Pages of the files done.")
+    pages_total: int = Field(0, description="Pages of all its files: a PDF's or image's counted before "
+                                            "reading, an Office or text file's added once it is read.")
+    pages_per_second: float = Field(0.0, description="Pages done per second since the first file began.")
+    eta_seconds: float | None = Field(None, description="Seconds left at that rate (null: not known yet).")
+    elapsed_seconds: float = Field(0.0, description="Seconds since the first file began.")
 
 
 class JobAccepted(BaseModel):

@@ -13,6 +13,7 @@ from api.gate import ModelGate
 from api.jobs import JobQueue
 from ingest.manifest import FileEntry
 from ingest.pipeline import FolderIngestor
+from ingest.progress import IngestProgress
 from rag import collections
 from rag.collections import DEFAULT_COLLECTION, UnknownCollection, check_name
 from rag.errors import InvalidRequest
@@ -108,22 +109,23 @@ class Services:
         files = self.ingestor.manifest.files  # a copy
         if uploads.is_dir() and any(str(p) not in files for p in uploads.iterdir() if p.is_file()):
             log.warning("resuming uploads that were not ingested when the server stopped")
-            self.jobs.submit(uploads.name, lambda: self.ingest(uploads), self.name)
+            self.jobs.submit_tracked(uploads.name, lambda job: self.ingest(uploads, job.follow), self.name)
 
-    def ingest(self, path: Path) -> dict[str, Any]:
+    def ingest(self, path: Path,
+               on_progress: Callable[[IngestProgress], None] | None = None) -> dict[str, Any]:
         with self.ingest_lock:
-            report = self.ingestor.run(path)
+            report = self.ingestor.run(path, on_progress=on_progress)
         return {"ingested": report.ingested, "unchanged": report.unchanged,
                 "failed": [asdict(f) for f in report.failed], "chunks": report.chunks, "pages": report.pages,
                 "seconds": round(report.seconds, 3),
                 "documents": [self.document(self.find(str(path.resolve())))] if not report.failed else []}
 
-    def ingest_folder(self, path: Path, on_file: Callable[[int, int, str], None] | None = None,
+    def ingest_folder(self, path: Path, on_progress: Callable[[IngestProgress], None] | None = None,
                       confine: bool = True) -> dict[str, Any]:
         """A folder handed over by ``rag ingest`` (read only inside it: ``confine``) or watched by the server;
         reported as the CLI would."""
         with self.ingest_lock:
-            report = self.ingestor.run(path, confine=confine, on_file=on_file)
+            report = self.ingestor.run(path, confine=confine, on_progress=on_progress)
         return {"ingested": report.ingested, "unchanged": report.unchanged, "removed": report.removed,
                 "failed": [asdict(f) for f in report.failed], "chunks": report.chunks, "pages": report.pages,
                 "seconds": round(report.seconds, 3), "summary": report.summary()}

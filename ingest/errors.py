@@ -12,6 +12,10 @@ class IngestError(Exception):
         self.detail = detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
 
+    def __reduce__(self):
+        """Pickled by its fields (a parsing worker process sends it back whole)."""
+        return type(self), (self.path, self.reason, self.detail)
+
 
 PASSWORD_REQUIRED = "password required"
 CORRUPT = "corrupt or unreadable file"

@@ -21,17 +21,19 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest.chunkers import Chunker, make_chunker
-from ingest.errors import UNSUPPORTED, IndexWriteError, IngestError
-from ingest.images import IMAGE_SUFFIXES, ImageParser
+from ingest.embedding import DistinctTextEmbedder
+from ingest.errors import IndexWriteError, IngestError
 from ingest.journal import JOURNAL_FILE, IngestJournal
 from ingest.manifest import UNKNOWN_PREFIX, FileEntry, Manifest, config_key, file_hash
 from ingest.ocr_boxes import chunk_ocr_fields
-from ingest.office import OFFICE_SUFFIXES, UnstructuredParser
-from ingest.pdf import PdfParser
+from ingest.images import IMAGE_SUFFIXES
+from ingest.office import OFFICE_SUFFIXES
+from ingest.parsing import ParseAhead, ParsedFile, Parsers
+from ingest.progress import IngestProgress, ProgressCounter, count_pages
 from ingest.repair import RepairReport, repair_index
-from ingest.scan import PageScanner, ScannedPage, SkippedPage
+from ingest.scan import ScannedPage
 from rag.analysis import SEGMENTATION_VERSION, detect_language
-from rag.embedder import SentenceTransformerEmbedder, dense_embedder
+from rag.embedder import Embedder, SentenceTransformerEmbedder, dense_embedder
 from rag.backend import BackendUnavailable, RetrievalBackend, open_backend
 from rag.settings import Settings
 from rag.types import Chunk, ChunkMetadata, Element
@@ -67,6 +69,8 @@ class IngestReport:
     pages_ocr_failed: list[str] = field(default_factory=list)  # "scan.pdf p.4 (RuntimeError: …)": skipped
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    requested_texts: int = 0  # texts the index needed dense vectors for (chunks, window units' headings)
+    embedded_texts: int = 0  # of those, embedded by the model: each distinct text once (ingest.embedding)
 
     @property
     def repaired_chunks(self) -> int:
@@ -99,20 +103,12 @@ class IngestReport:
                          + (": " + ", ".join(self.pages_ocr_failed) if self.pages_ocr_failed else ""))
         if self.stage_seconds:
             lines.append("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items()))
+        if self.requested_texts:
+            lines.append(f"embedded: {self.embedded_texts} distinct texts of {self.requested_texts}")
         lines.extend(self.repair.lines())
         lines.extend(f"FAILED {f.source}: {f.reason}" + (f" ({f.detail})" if f.detail else "") for f in self.failed)
         lines.extend(f"WARNING {w.source}: {w.reason}" for w in self.warnings)
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class ParsedFile:
-    """One parsed file: its elements, what was left out of it, its pages read by OCR and those OCR skipped."""
-
-    elements: list[Element]
-    warnings: list[str] = field(default_factory=list)
-    scanned: dict[int, ScannedPage] = field(default_factory=dict)
-    skipped: list[SkippedPage] = field(default_factory=list)  # blank, or OCR failed on them
 
 
 @dataclass(frozen=True)
@@ -149,23 +145,26 @@ class FolderIngestor:
     """
 
     def __init__(self, settings: Settings, index: RetrievalBackend | None = None,
-                 embedder: SentenceTransformerEmbedder | None = None) -> None:
+                 embedder: SentenceTransformerEmbedder | None = None, dense: Embedder | None = None) -> None:
+        """``dense``: the model of the index vectors (default: the one ``settings.dense_model`` names)."""
         self.settings = settings
         self.embedder = embedder or SentenceTransformerEmbedder(settings.embedder_model,
-                                                                batch_size=settings.embed_batch_size)
+                                                                batch_size=settings.embed_batch_size,
+                                                                runtime=settings.embedder_runtime)
         # The judge embedder counts chunk tokens and finds semantic breakpoints; the dense one makes the vectors.
-        self.dense = dense_embedder(settings.dense_model, self.embedder, settings.embed_batch_size)
+        self.dense = dense or dense_embedder(settings.dense_model, self.embedder, settings.embed_batch_size,
+                                              settings.embed_runtime)
+        # Everything the ingest embeds goes through these: a text repeated across chunks and files once a run.
+        self.distinct = DistinctTextEmbedder(self.dense)
+        self._judge_distinct = DistinctTextEmbedder(self.embedder)
         self.index = index or open_backend(settings)
         if self.index.embed_headings is None:  # window units carry their section heading's vector
-            self.index.embed_headings = self.dense.embed
+            self.index.embed_headings = self.distinct.embed
         self.manifest = Manifest(Path(settings.index_dir) / "manifest.json")
         self.journal = IngestJournal(self.manifest.path.with_name(JOURNAL_FILE))
-        self.scanner = PageScanner.from_settings(settings)
-        self.pdf = PdfParser([p.get_secret_value() for p in settings.pdf_passwords],
-                             {k: v.get_secret_value() for k, v in settings.pdf_password_map.items()}, self.scanner,
-                             max_pages=settings.max_pages)
-        self.images = ImageParser(self.scanner)
-        self.office = UnstructuredParser()
+        self.parsers = Parsers(settings)
+        self.scanner, self.pdf, self.images, self.office = (self.parsers.scanner, self.parsers.pdf,
+                                                            self.parsers.images, self.parsers.office)
         self._chunker: Chunker | None = None
         self._progress = False
         self.stage_seconds: dict[str, float] = {}
@@ -180,13 +179,12 @@ class FolderIngestor:
                 log.warning("chunk_max_tokens %d is above what %s embeds (%d); using %d",
                             settings.chunk_max_tokens, self.embedder.model_id, limit, limit)
                 settings = settings.with_overrides(chunk_max_tokens=limit)
-            self._chunker = make_chunker(settings, self.embedder.count_tokens, self.embedder.embed)
+            self._chunker = make_chunker(settings, self.embedder.count_tokens, self._judge_distinct.embed)
         return self._chunker
 
     def config_parts(self, suffix: str) -> dict[str, object]:
-        parser = (self.pdf.version if suffix == ".pdf" else self.images.version if suffix in IMAGE_SUFFIXES
-                  else self.office.version)
-        return {"parser": parser, "chunker": self.chunker.name, "chunker_params": self.chunker.params(),
+        return {"parser": self.parsers.version(suffix), "chunker": self.chunker.name,
+                "chunker_params": self.chunker.params(),
                 "embedder": self.dense.model_id, "segmentation": SEGMENTATION_VERSION, **self._heading_parts()}
 
     def _heading_parts(self) -> dict[str, object]:
@@ -225,14 +223,26 @@ class FolderIngestor:
         return plan
 
     def run(self, root: Path, dry_run: bool = False, progress: bool = False, confine: bool = False,
-            on_file: Callable[[int, int, str], None] | None = None) -> IngestReport:
-        """Ingest ``root``; ``progress`` shows bars for files and embedding batches (on stderr); ``on_file``
-        is called with (files done, files to ingest, the file now starting); ``confine``: see ``plan``."""
-        started = time.perf_counter()
+            on_progress: Callable[[IngestProgress], None] | None = None) -> IngestReport:
+        """Ingest ``root``; ``progress`` shows bars for pages (with files, pages/s, time left) and embedding
+        batches (on stderr); ``on_progress`` gets an ``IngestProgress`` as each file starts and once all
+        are done; ``confine``: see ``plan``."""
         if not root.exists():
             raise FileNotFoundError(f"no such file or folder: {root}")
+        self.distinct.reset()
+        self._judge_distinct.reset()
+        try:
+            return self._run(root, dry_run, progress, confine, on_progress)
+        finally:  # the run's vectors are not kept between runs
+            self.distinct.reset()
+            self._judge_distinct.reset()
+
+    def _run(self, root: Path, dry_run: bool, progress: bool, confine: bool,
+             on_progress: Callable[[IngestProgress], None] | None) -> IngestReport:
+        started = time.perf_counter()
         report = IngestReport()
         if not dry_run:
+            self.stage_seconds = {}
             report.repair = self.repair()
         plan = self.plan(root, confine=confine)
         report.unchanged = plan.unchanged
@@ -249,70 +259,82 @@ class FolderIngestor:
                 report.removed.append(entry.source)
         last_save = time.monotonic()
         self._progress = progress
-        bar = tqdm(total=len(plan.to_ingest), desc="files", unit="file", disable=not progress)
-        # Parsing the next file while this one embeds was measured slower on 2 cores (torch and the
-        # pure-Python PDF parsers compete for them), so files go one after the other.
-        for done, planned in enumerate(plan.to_ingest):
-            bar.set_postfix_str(planned.source[-40:])
-            if on_file is not None:
-                on_file(done, len(plan.to_ingest), planned.source)
-            try:
-                parsed = self._parse(planned)
-                entry = self._index_file(planned, parsed)
-            except IngestError as exc:
-                report.failed.append(Failure(planned.source, exc.reason, exc.detail))
-                continue
-            except BackendUnavailable:  # every later file would fail the same way; the journal has this one
-                raise
-            except OSError as exc:
-                if exc.errno in _WRITE_ERRORS:  # every later file would fail the same way: stop here
-                    raise _write_error(self.settings.index_dir, exc) from exc
-                log.exception("unexpected error ingesting %s", planned.source)
-                report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
-                continue
-            except Exception as exc:  # noqa: BLE001 - one bad file never stops the folder
-                log.exception("unexpected error ingesting %s", planned.source)
-                report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
-                continue
-            finally:
-                bar.update(1)
-            report.ingested.append(planned.source)
-            report.warnings.extend(Failure(planned.source, w) for w in parsed.warnings)
-            report.pages += entry.pages
-            self._count_pages(report, planned, parsed)
-            report.chunks += len(entry.chunk_ids)
-            if time.monotonic() - last_save > _SAVE_EVERY_S:
-                self.save(vectors=False)  # the vector files (the largest) once, at the end
-                last_save = time.monotonic()
+        watched = progress or on_progress is not None  # pages are counted ahead only for someone to see
+        counter = ProgressCounter([count_pages(f.path) if watched else None for f in plan.to_ingest])
+        bar = tqdm(total=counter.pages_total, desc="pages", unit="page", disable=not progress)
+
+        def show(current: str | None) -> None:
+            snapshot = counter.snapshot(current)
+            bar.set_postfix_str(f"{snapshot.files_done}/{snapshot.files_total} files"
+                                + (f" {current[-40:]}" if current else ""))
+            if on_progress is not None:
+                on_progress(snapshot)
+
+        # With RAG_PARSE_WORKERS > 0 the next files are parsed in a worker process while this one is chunked,
+        # embedded and indexed (ingest/parsing.py); by default each is parsed here in turn.
+        ahead = ParseAhead(self.parsers, self.settings, [(f.path, f.source) for f in plan.to_ingest],
+                           workers=self.settings.parse_workers)
+        try:
+            for number, (planned, parsed) in enumerate(zip(plan.to_ingest, ahead, strict=True)):
+                show(planned.source)
+                pages_read = 0
+                try:
+                    if isinstance(parsed, Exception):
+                        raise parsed
+                    self.stage_seconds["parse"] = self.stage_seconds.get("parse", 0.0) + parsed.seconds
+                    entry = self._index_file(planned, parsed)
+                    pages_read = entry.pages
+                except IngestError as exc:
+                    report.failed.append(Failure(planned.source, exc.reason, exc.detail))
+                    continue
+                except BackendUnavailable:  # every later file would fail the same way; the journal has this one
+                    raise
+                except OSError as exc:
+                    if exc.errno in _WRITE_ERRORS:  # every later file would fail the same way: stop here
+                        raise _write_error(self.settings.index_dir, exc) from exc
+                    log.exception("unexpected error ingesting %s", planned.source)
+                    report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one bad file never stops the folder
+                    log.exception("unexpected error ingesting %s", planned.source)
+                    report.failed.append(Failure(planned.source, "unexpected error", f"{type(exc).__name__}: {exc}"))
+                    continue
+                finally:
+                    added = counter.file_done(number, pages_read)
+                    if bar.total != counter.pages_total:  # an Office file's pages, known now
+                        bar.total = counter.pages_total
+                        bar.refresh()
+                    bar.update(added)
+                report.ingested.append(planned.source)
+                report.warnings.extend(Failure(planned.source, w) for w in parsed.warnings)
+                report.pages += entry.pages
+                self._count_pages(report, planned, parsed)
+                report.chunks += len(entry.chunk_ids)
+                if time.monotonic() - last_save > _SAVE_EVERY_S:
+                    self.save(vectors=False)  # the vector files (the largest) once, at the end
+                    last_save = time.monotonic()
+        finally:
+            ahead.close()
+        if ahead.waited:
+            self.stage_seconds["parse_wait"] = round(ahead.waited, 3)
+        show(None)
         bar.close()
         started_save = time.perf_counter()
         self.save()
         self._timed("save", started_save)
         report.seconds = time.perf_counter() - started
         report.stage_seconds = {k: round(v, 3) for k, v in self.stage_seconds.items()}
+        report.requested_texts, report.embedded_texts = self.distinct.asked, self.distinct.embedded
         return report
 
     def _timed(self, stage: str, started: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - started
 
     def _parse(self, planned: PlannedFile) -> ParsedFile:
-        """Elements, warnings and OCR'd pages of one file."""
-        suffix = planned.path.suffix.lower()
-        started = time.perf_counter()
-        try:
-            if suffix == ".pdf":
-                elements = self.pdf.parse(planned.path, planned.source)
-                return ParsedFile(elements, list(self.pdf.warnings), dict(self.pdf.scanned),
-                                  list(self.pdf.skipped))
-            if suffix in IMAGE_SUFFIXES:
-                elements = self.images.parse(planned.path, planned.source)
-                return ParsedFile(elements, list(self.images.warnings), dict(self.images.scanned),
-                                  list(self.images.skipped))
-            if suffix in OFFICE_SUFFIXES:
-                return ParsedFile(self.office.parse(planned.path, planned.source))
-            raise IngestError(planned.source, UNSUPPORTED, suffix or "no extension")
-        finally:
-            self._timed("parse", started)
+        """Elements, warnings and OCR'd pages of one file, parsed here."""
+        parsed = self.parsers.parse(planned.path, planned.source)
+        self.stage_seconds["parse"] = self.stage_seconds.get("parse", 0.0) + parsed.seconds
+        return parsed
 
     def _count_pages(self, report: IngestReport, planned: PlannedFile, parsed: ParsedFile) -> None:
         if planned.path.suffix.lower() == ".pdf":
@@ -410,8 +432,8 @@ class FolderIngestor:
     def _embed(self, texts: list[str]) -> np.ndarray:
         step = self.settings.embed_batch_size * 8
         if len(texts) <= step or not self._progress:
-            return self.dense.embed(texts)
-        parts = [self.dense.embed(texts[i:i + step])
+            return self.distinct.embed(texts)
+        parts = [self.distinct.embed(texts[i:i + step])
                  for i in tqdm(range(0, len(texts), step), desc="embedding", unit="batch", leave=False)]
         return np.concatenate(parts)
 

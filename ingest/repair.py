@@ -355,7 +355,7 @@ def _embed_again(ingestor: FolderIngestor, ids: list[str]) -> int:
     chunks = sorted(ingestor.index.get(ids).values(), key=lambda c: (c.metadata.doc_id, c.metadata.ordinal))
     if not chunks:
         return 0
-    vectors = ingestor.dense.embed([c.text for c in chunks])
+    vectors = ingestor.distinct.embed([c.text for c in chunks])
     ingestor.index.add(chunks, vectors, model_id=ingestor.dense.model_id)
     return len(chunks)
 

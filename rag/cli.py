@@ -240,8 +240,10 @@ def _embed_headings(settings: Settings):
         if not loaded:
             from rag.embedder import SentenceTransformerEmbedder, dense_embedder
 
-            judge = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
-            loaded.append(dense_embedder(settings.dense_model, judge, settings.embed_batch_size))
+            judge = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size,
+                                                runtime=settings.embedder_runtime)
+            loaded.append(dense_embedder(settings.dense_model, judge, settings.embed_batch_size,
+                                         settings.embed_runtime))
         return loaded[0].embed(texts)
     return embed
 

@@ -40,6 +40,8 @@ def ingest(owner: Owner, path: Path, progress: bool = True, poll_s: float = 0.5,
     """Has the server ingest ``path`` (absolute); shows its progress on stderr; returns the job's result."""
     import httpx
 
+    from ingest.progress import describe
+
     try:
         with _client(owner) as client:
             job = _checked(client.post("/v1/handover/ingest",
@@ -47,8 +49,8 @@ def ingest(owner: Owner, path: Path, progress: bool = True, poll_s: float = 0.5,
             status_url, shown = job["status_url"], None
             while True:
                 state = _checked(client.get(status_url))
-                seen = state.get("progress") or {}
-                line = f"server: {seen.get('done', 0)}/{seen.get('total', '?')} files {seen.get('current') or ''}"
+                current = (state.get("progress") or {}).get("current") or ""
+                line = f"server: {describe(state)} {current}"
                 if progress and state["state"] == "running" and line != shown:
                     print(line.rstrip(), file=sys.stderr)
                     shown = line

@@ -16,6 +16,9 @@ OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
     "ANONYMIZED_TELEMETRY": "False",  # chromadb's posthog telemetry
+    # ONNX Runtime 1.29+ on Linux/macOS: its 1DS telemetry uploader (DNS lookups from its own threads, seen in
+    # tests/test_offline_trace.py); read once, when the runtime starts, so set before it is imported.
+    "ORT_DISABLE_TELEMETRY": "1",
     "SCARF_NO_ANALYTICS": "true",  # unstructured's scarf ping
     "DO_NOT_TRACK": "true",  # unstructured and others honouring the DNT convention
     "UNSTRUCTURED_DISABLE_NOTICE": "1",  # unstructured's advertising log line

@@ -142,7 +142,8 @@ class QueryPipeline:
         self._query_embedder = CachedEmbedder(embedder)
         # The dense index's model (multilingual E5 by default) embeds the queries; the judge embedder above
         # scores evidence, grounding and compression, where its calibration holds.
-        self.dense = dense_embedder(settings.dense_model, embedder, settings.embed_batch_size)
+        self.dense = dense_embedder(settings.dense_model, embedder, settings.embed_batch_size,
+                                    settings.query_embed_runtime)
         # The search and the evidence gate's answerability model share the dense model's vectors: the question's
         # (embedded once) and the sources' sentences.
         self._dense_cached = CachedEmbedder(self.dense)
@@ -189,7 +190,8 @@ class QueryPipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QueryPipeline:
-        embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
+        embedder = SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size,
+                                               runtime=settings.embedder_runtime)
         return cls(settings, open_backend(settings), embedder, generator_from_settings(settings))
 
     def count_prompt_tokens(self, messages: list[Message]) -> int:

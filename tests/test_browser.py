@@ -1,6 +1,6 @@
 """The web page in a real browser (Debian's chromium driven by Playwright): key prompt, ask, streamed answer,
 sources with the quote highlighted, the cited PDF opened at its page, a follow-up, an abstention, documents
-(upload, delete), in Spanish and English, without console errors. Screenshots go to ``RAG_SCREENSHOTS``
+(upload, delete, an upload job's progress bar), in Spanish and English, without console errors. Screenshots go to ``RAG_SCREENSHOTS``
 (default: the test's temporary folder)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ingest.pipeline import FolderIngestor  # noqa: E402
 from rag.index import DocumentIndex  # noqa: E402
 from rag.pipeline import QueryPipeline  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from tests.conftest import DATA, serve  # noqa: E402
+from tests.conftest import DATA, policy_pipeline, serve  # noqa: E402
 
 KEY = "browser-k3y"
 
@@ -162,4 +162,50 @@ def test_streamed_answer_and_documents(server, shots, tmp_path, lang):
         page.locator('[data-testid="document"]', has_text=note.name).wait_for(state="detached")
         assert rows.count() == 4
         browser.close()
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def job_server(tmp_path_factory, embedder):
+    """A server whose every upload becomes a background job; nothing is asked, so no model generates."""
+    settings, pipeline = policy_pipeline(tmp_path_factory.mktemp("browser-jobs") / "index", embedder,
+                                         api_key=KEY, background_ingest_mb=0.001)
+    with serve(create_app(settings, pipeline=pipeline)) as base:
+        yield base
+
+
+_WATCH_UPLOADS = """() => {
+  window.seen = { bars: 0, notes: [] };
+  const log = document.getElementById("upload-log");
+  new MutationObserver(() => {
+    if (log.querySelector('[data-testid="upload-progress"]')) window.seen.bars += 1;
+    const note = log.querySelector(".progress-note");
+    if (note && note.textContent) window.seen.notes.push(note.textContent);
+  }).observe(log, { childList: true, subtree: true, characterData: true, attributes: true });
+}"""
+
+
+def test_an_upload_job_shows_a_progress_bar_until_done(job_server, shared, shots, tmp_path):
+    import re
+
+    pdf = tmp_path / "progress_demo.pdf"
+    shutil.copy(shared / "corpus" / "pdf_text" / "en_pdflatex_4_pages.pdf", pdf)
+    with playwright.sync_playwright() as pw:
+        browser, page, errors = _browser_page(pw, "en-US")
+        page.goto(job_server + "/")
+        _enter_key(page)
+        page.click("#show-docs")
+        page.evaluate(_WATCH_UPLOADS)
+        page.set_input_files("#files", str(pdf))
+        page.locator('[data-testid="upload-progress"]').wait_for(state="attached")
+        page.screenshot(path=str(shots / "en-upload-progress.png"), full_page=True)
+        line = page.locator("#upload-log li", has_text=pdf.name).filter(has_text="(")
+        line.wait_for(timeout=120_000)
+        assert "ingested" in line.inner_text() and line.locator("progress").count() == 0  # the outcome replaced it
+        seen = page.evaluate("window.seen")
+        browser.close()
+    assert seen["bars"] > 0
+    # Whatever the polls caught of the running job reads as pages done of the total, pages/s, time left.
+    shape = re.compile(r"^\d+/4 pages( · [\d.]+ pages/s)?( · about .+ left)?$")
+    assert all(shape.match(note) for note in seen["notes"]), seen["notes"]
     assert not errors, errors

@@ -69,6 +69,7 @@ def test_questions_and_listings_during_ingests_and_deletions(tmp_path: Path, emb
     settings = Settings(index_dir=tmp_path / "index")
     FolderIngestor(settings, embedder=embedder).run(DATA / "politica_teletrabajo.md")
     pipeline = QueryPipeline(settings, DocumentIndex.from_settings(settings), embedder, ScriptedGenerator())
+    pipeline.warm_up()  # a server answers 503 until its models are loaded: the stress starts on a ready one
     client = TestClient(create_app(settings, pipeline=pipeline), raise_server_exceptions=False)
     statuses: list[tuple[str, int]] = []
     lock = threading.Lock()

@@ -203,3 +203,69 @@ def test_queries_during_a_change_see_a_document_before_or_after_it(tmp_path, emb
     assert len(seen) >= 12
     # Every query found the note, in exactly one version: never between the delete and the add.
     assert all(versions_seen in ({"rojo"}, {"azul"}) for versions_seen in seen), seen
+
+
+class RecordingEmbedder:
+    """The real dense embedder, recording every text it is asked to embed."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.texts: list[str] = []
+
+    def embed(self, texts: list[str]):
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+def test_each_distinct_text_is_embedded_once_per_run(tmp_path, embedder, dense):
+    import numpy as np
+
+    notice = ("Este documento es propiedad del Servicio de Salud. "
+              "Queda prohibida su reproducción total o parcial sin autorización.")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "turnos.md").write_text(f"El turno de noche empieza a las 22:00. {notice}", encoding="utf-8")
+    (docs / "visitas.md").write_text(f"{notice} Las visitas terminan a las 20:00.", encoding="utf-8")
+    recording = RecordingEmbedder(dense)
+    ingestor = FolderIngestor(Settings(index_dir=tmp_path / "index"), embedder=embedder, dense=recording)
+    report = ingestor.run(docs)
+    assert not report.failed and len(report.ingested) == 2
+    # Each distinct text once, though the notice's sentences are chunks of both files.
+    assert len(recording.texts) == len(set(recording.texts)) == report.embedded_texts
+    assert report.requested_texts >= report.chunks > report.embedded_texts
+    store = ingestor.index.store
+    chunks = store.get(store.ids())
+    by_text: dict[str, list[str]] = {}
+    for cid, chunk in chunks.items():
+        by_text.setdefault(chunk.text, []).append(cid)
+    repeated = {text: ids for text, ids in by_text.items() if len(ids) > 1}
+    assert repeated and all(text in notice for text in repeated)
+    for text, ids in repeated.items():
+        assert {chunks[cid].metadata.source for cid in ids} == {"turnos.md", "visitas.md"}
+        vectors = store.vectors(ids)
+        assert np.array_equal(vectors[ids[0]], vectors[ids[1]])  # one vector, copied to both places
+        # The model's own vector, up to batch noise: E5's engine moves a text's vector with its batch-mates
+        # (measured: up to 0.01 per dimension, cosine > 0.997 to the text embedded alone).
+        assert float(vectors[ids[0]] @ dense.embed([text])[0]) > 0.99
+
+
+def test_progress_counts_files_and_pages(tmp_path, embedder):
+    import shutil
+
+    from tests.conftest import DATA
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(DATA / "prospecto_paracetamol.pdf", docs)  # 2 pages, counted before it is read
+    shutil.copy(DATA / "politica_teletrabajo.md", docs)  # pages known once read
+    seen = []
+    report = _ingestor(tmp_path / "index", embedder).run(docs, on_progress=seen.append)
+    assert not report.failed
+    assert [p.files_done for p in seen] == [0, 1, 2] and {p.files_total for p in seen} == {2}
+    assert [p.current for p in seen] == ["politica_teletrabajo.md", "prospecto_paracetamol.pdf", None]
+    assert seen[0].pages_total == 2 and seen[0].files_uncounted == 1
+    assert [p.pages_done for p in seen] == sorted(p.pages_done for p in seen)
+    assert all(p.pages_done <= p.pages_total for p in seen)
+    final = seen[-1]
+    assert final.pages_done == final.pages_total >= 2 and final.eta_seconds == 0.0

@@ -1,15 +1,17 @@
 """Re-ranking: the real CrossEncoder loading code on a tiny model saved here, and the honest fallback."""
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
 from rag.index import DocumentIndex
 from rag.models import default_embedder_path
 from rag.pipeline import QueryOptions, QueryPipeline
-from rag.reranker import CrossEncoderReranker, EmbeddingReranker, KeptOrder, load_reranker
+from rag.reranker import CrossEncoderReranker, EmbeddingReranker, KeptOrder, _on_disk, load_reranker
 from rag.types import Chunk, ChunkMetadata, ScoredChunk
-from tests.conftest import ScriptedGenerator
+from tests.conftest import ROOT, ScriptedGenerator
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +107,73 @@ def test_embedder_fallback_reads_windows_and_leaves_other_languages_alone(embedd
     # Without wider windows the embedder already ranked these very texts: the order stays.
     plain = reranker.rerank("What does error E7 mean on the thermostat?", _hits(windows, [None] * 3))
     assert [h.chunk.id for h in plain] == ["c0", "c1", "c2"]
+
+
+# Hugging Face cache layouts of one model (files under models--Org--Name), and whether its config counts as cached.
+CACHE_LAYOUTS = {
+    "downloaded": ({"refs/main": "abc", "snapshots/abc/config.json": "{}"}, True),
+    "nothing": ({}, False),
+    "other files only": ({"refs/main": "abc", "snapshots/abc/tokenizer.json": "{}"}, False),
+    # Loading offline resolves "main" through refs/main: a snapshot that it does not name is not loaded.
+    "snapshot without refs": ({"snapshots/abc/config.json": "{}"}, False),
+    "refs name another snapshot": ({"refs/main": "def", "snapshots/abc/config.json": "{}"}, False),
+    "known missing on the Hub": ({"refs/main": "abc", "snapshots/abc/config.json": "{}",
+                                  ".no_exist/abc/config.json": ""}, False),
+}
+
+
+@pytest.mark.parametrize("layout", CACHE_LAYOUTS)
+def test_cross_encoder_in_hf_cache_found_by_paths_as_huggingface_hub_finds_it(tmp_path, monkeypatch, layout):
+    from huggingface_hub import try_to_load_from_cache
+
+    files, cached = CACHE_LAYOUTS[layout]
+    for name, text in files.items():
+        path = tmp_path / "models--Org--Name" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    reference = try_to_load_from_cache("Org/Name", "config.json", cache_dir=tmp_path)
+    assert _on_disk("Org/Name") is isinstance(reference, str) is cached
+    assert not _on_disk("Org/Other")
+
+
+def test_hf_cache_folder_follows_the_environment_like_huggingface_hub(tmp_path, monkeypatch):
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "huggingface" / "hub" / "models--Org--Name" / "snapshots" / "abc" / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text("{}")
+    (config.parents[2] / "refs").mkdir()
+    (config.parents[2] / "refs" / "main").write_text("abc")
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    assert not _on_disk("Org/Name")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # ~/.cache by default
+    assert _on_disk("Org/Name")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "elsewhere"))  # $HF_HOME/hub before XDG_CACHE_HOME
+    assert not _on_disk("Org/Name")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "huggingface"))
+    assert _on_disk("Org/Name")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))  # HF_HUB_CACHE before all of them
+    assert not _on_disk("Org/Name")
+
+
+def test_invalid_repo_ids_are_left_to_the_library_to_explain():
+    assert all(_on_disk(model) for model in ("a/b/c", "Org/Na--me", "bad id", "Org/name.git", "café/x"))
+
+
+def test_missing_cross_encoder_is_known_without_importing_its_libraries(tmp_path):
+    """A one-off `rag ask` must not pay for importing sentence-transformers (5 s or more) or huggingface_hub to
+    learn that the cross-encoder is not on disk: run in a fresh interpreter, where no test imported them yet."""
+    script = """if True:
+        import sys
+        from rag.reranker import KeptOrder, load_reranker
+        reranker, reason = load_reranker("BAAI/bge-reranker-base", embedder=None)
+        assert isinstance(reranker, KeptOrder), reranker
+        assert "not found on disk or in the Hugging Face cache" in reason, reason
+        heavy = {"sentence_transformers", "transformers", "torch", "huggingface_hub"} & set(sys.modules)
+        assert not heavy, f"imported {sorted(heavy)}"
+        """
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from api.schemas import (
 )
 from api.services import Services
 from api.uploads import UploadError, check_content, safe_name, store
+from ingest.progress import IngestProgress
 
 router = APIRouter(tags=["documents"])
 INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp",
@@ -30,10 +32,11 @@ FILE_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inlin
 CollectionParam = Annotated[str | None, Query(max_length=63, description="The collection (default: the default one).")]
 
 
-def _ingest_or_remove(services: Services, path: Path) -> dict:
+def _ingest_or_remove(services: Services, path: Path,
+                      on_progress: Callable[[IngestProgress], None] | None = None) -> dict:
     """Ingest an upload; a refused or failed one leaves nothing on disk (a write key could fill it otherwise)."""
     try:
-        result = services.ingest(path)
+        result = services.ingest(path, on_progress)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -44,7 +47,8 @@ def _ingest_or_remove(services: Services, path: Path) -> dict:
 
 async def _ingest_now_or_later(services: Services, path: Path) -> JSONResponse:
     if path.stat().st_size > services.settings.background_ingest_mb * 1e6:
-        job = services.jobs.submit(path.name, lambda: _ingest_or_remove(services, path), services.name)
+        job = services.jobs.submit_tracked(
+            path.name, lambda job: _ingest_or_remove(services, path, job.follow), services.name)
         return JSONResponse(status_code=202, content={"job": job.to_dict(),
                                                       "status_url": f"/v1/ingest/jobs/{job.id}"})
     result = await asyncio.to_thread(_ingest_or_remove, services, path)

@@ -57,16 +57,8 @@ def ingest(body: HandoverPathRequest, services: ServicesDep) -> JSONResponse:
         services.create_collection(body.collection)  # `rag ingest --collection NEW` makes it, as without a server
     services = services.collection(body.collection)
 
-    def work(job) -> dict:
-        def on_file(done: int, total: int, source: str) -> None:
-            job.progress = {"done": done, "total": total, "current": source}
-
-        result = services.ingest_folder(path, on_file)
-        total = job.progress.get("total", 0)
-        job.progress = {"done": total, "total": total, "current": None}
-        return result
-
-    job = services.jobs.submit_tracked(str(path), work, services.name)
+    job = services.jobs.submit_tracked(str(path), lambda job: services.ingest_folder(path, job.follow),
+                                       services.name)
     return JSONResponse(status_code=202, content={"job": job.to_dict(), "status_url": f"/v1/handover/jobs/{job.id}"})
 
 

@@ -15,7 +15,8 @@ const TEXT = {
     confirmDelete: "Delete {name} from the index?", uploading: "Ingesting {name}…",
     ingested: "{name}: ingested ({chunks} chunks)", unchanged: "{name}: already there, unchanged",
     failed: "{name}: failed — {reason}", page: "p.", error: "Error: {message}",
-    sourceTitle: "{source}, page {page}",
+    sourceTitle: "{source}, page {page}", filesDone: "{done}/{total} files", pagesDone: "{done}/{total} pages",
+    rate: "{rate} pages/s", eta: "about {time} left",
   },
   es: {
     collection: "Colección", ask: "Preguntar", documents: "Documentos", newConversation: "Nueva conversación",
@@ -27,7 +28,8 @@ const TEXT = {
     confirmDelete: "¿Eliminar {name} del índice?", uploading: "Ingiriendo {name}…",
     ingested: "{name}: ingerido ({chunks} fragmentos)", unchanged: "{name}: ya estaba, sin cambios",
     failed: "{name}: ha fallado — {reason}", page: "p.", error: "Error: {message}",
-    sourceTitle: "{source}, página {page}",
+    sourceTitle: "{source}, página {page}", filesDone: "{done}/{total} archivos",
+    pagesDone: "{done}/{total} páginas", rate: "{rate} páginas/s", eta: "quedan unos {time}",
   },
 }[LANG];
 
@@ -262,11 +264,53 @@ function log(message) {
   return item;
 }
 
-async function waitForJob(url) {
+function duration(seconds) {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+}
+
+// What a job reports (GET /v1/ingest/jobs/{id}): files and pages done of the total, pages/s, time left.
+function progressText(job) {
+  const parts = [];
+  if (job.files_total > 1) parts.push(t("filesDone", { done: job.files_done, total: job.files_total }));
+  if (job.pages_total > 0) parts.push(t("pagesDone", { done: job.pages_done, total: job.pages_total }));
+  if (job.pages_done > 0) parts.push(t("rate", { rate: job.pages_per_second.toFixed(1) }));
+  if (job.eta_seconds != null && job.files_done < job.files_total) {
+    parts.push(t("eta", { time: duration(job.eta_seconds) }));
+  }
+  return parts.join(" · ");
+}
+
+// A bar per upload: pages (or files) done of the total once the job reports some, moving until then.
+function showProgress(line, name, job = null) {
+  let bar = line.querySelector("progress");
+  if (!bar) {
+    bar = document.createElement("progress");
+    bar.dataset.testid = "upload-progress";
+    bar.setAttribute("aria-label", t("uploading", { name }));
+    const note = document.createElement("span");
+    note.className = "progress-note";
+    line.append(" ", bar, " ", note);
+  }
+  const [done, total] = job && job.pages_total > 0 ? [job.pages_done, job.pages_total]
+    : job ? [job.files_done, job.files_total] : [0, 0];
+  if (done > 0 && total > 0) {
+    bar.max = total;
+    bar.value = done;
+  } else {
+    bar.removeAttribute("value");  // indeterminate: nothing done yet to measure by
+  }
+  line.querySelector(".progress-note").textContent = job ? progressText(job) : "";
+}
+
+async function waitForJob(url, onUpdate) {
   for (;;) {
     await new Promise((done) => setTimeout(done, 1000));
     const job = await (await api(url.replace(BASE, ""))).json();
     if (job.state === "done" || job.state === "failed") return job;
+    onUpdate(job);
   }
 }
 
@@ -274,12 +318,14 @@ async function upload(files) {
   const query = collection() ? `?collection=${encodeURIComponent(collection())}` : "";
   for (const file of files) {
     const line = log(t("uploading", { name: file.name }));
+    showProgress(line, file.name);  // replaced by the outcome below
     const form = new FormData();
     form.append("file", file);
     const response = await api(`/v1/ingest/file${query}`, { method: "POST", body: form });
     let result;
     if (response.status === 202) {
-      const job = await waitForJob((await response.json()).status_url);
+      const url = (await response.json()).status_url;
+      const job = await waitForJob(url, (running) => showProgress(line, file.name, running));
       result = job.result || { failed: [{ reason: job.error }] };
     } else if (response.ok) {
       result = await response.json();
