@@ -35,10 +35,10 @@ _MODULES = ["sentence_transformers.models.Transformer", "sentence_transformers.m
 def supported(folder: Path) -> str | None:
     """None when ``folder`` can run on ONNX Runtime here, else why not."""
     try:
-        modules = [m["type"] for m in json.loads((folder / "modules.json").read_text(encoding="utf-8"))]
+        listed = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        modules = [m["type"] for m in listed]
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        pooling_dir = next(m["path"] for m in json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-                           if m["type"].endswith("Pooling"))
+        pooling_dir = next(m["path"] for m in listed if m["type"].endswith("Pooling"))
         pooling = json.loads((folder / pooling_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, StopIteration) as exc:
         return f"no readable modules/config ({exc})"
